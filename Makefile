@@ -1,0 +1,124 @@
+# mxgate — plain Makefile. `make` builds build/mxgate; `make SAN=1` builds
+# the AddressSanitizer+UBSan variant in build-san/; `make check` runs the
+# whole test suite against the sanitizer build.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libevent libevent_openssl libevent_pthreads openssl libcares libpsl inih
+
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT = -O1
+else
+BUILD ?= build
+SANFLAGS =
+OPT = -O2
+endif
+
+CPPFLAGS += -I. -D_GNU_SOURCE
+CFLAGS += -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-Wformat=2 -Wstrict-prototypes $(SANFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
+LDFLAGS += $(SANFLAGS)
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread
+
+LIB_SRCS = \
+	lib/buf.c \
+	lib/log.c \
+	lib/id.c \
+	lib/fsutil.c \
+	smtp/command.c \
+	smtp/path.c \
+	smtp/datastream.c \
+	smtp/session.c \
+	smtp/tls.c \
+	smtp/client.c \
+	queue/envelope.c \
+	queue/spool.c \
+	queue/scheduler.c \
+	queue/delivery.c \
+	gateway/config.c \
+	gateway/config_parse.c \
+	gateway/inbound.c \
+	gateway/listener.c \
+	gateway/daemon.c
+
+MAIN_SRCS = gateway/main.c
+
+UNIT_TESTS = \
+	test_buf \
+	test_command \
+	test_path \
+	test_datastream \
+	test_config \
+	test_spool
+
+FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path
+
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
+DEPS = $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+.PHONY: all clean check check-unit check-integration fuzz install run san
+
+all: $(BUILD)/mxgate
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libmxgate.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/mxgate: $(MAIN_OBJS) $(BUILD)/libmxgate.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests (cmocka), one binary per module under test.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmxgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) -o $@ $^ \
+		$(LDFLAGS) $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+unit-tests: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+san:
+	$(MAKE) SAN=1 all unit-tests
+
+# The whole suite: sanitizer build, unit tests, integration tests, a short
+# fuzz run when clang is present. Ends with "N passed, N failed".
+check:
+	$(MAKE) SAN=1 all unit-tests
+	MXGATE_BUILD=build-san tests/run-all.sh
+
+check-unit:
+	$(MAKE) SAN=1 all unit-tests
+	MXGATE_BUILD=build-san tests/run-all.sh unit
+
+# libFuzzer targets (clang). `make fuzz` builds them into build-fuzz/;
+# tests/fuzz/run.sh runs each for a bounded time.
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+FUZZ_LIB_SRCS = lib/buf.c lib/log.c smtp/command.c smtp/path.c smtp/datastream.c
+
+fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
+
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+
+run: all
+	tests/tools/demo.sh $(BUILD)/mxgate etc/mxgate.ini
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/mxgate
+	install -m 0755 $(BUILD)/mxgate $(DESTDIR)$(PREFIX)/sbin/mxgate
+	install -m 0644 etc/mxgate.ini $(DESTDIR)/etc/mxgate/mxgate.ini.example
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(DEPS)

@@ -1,0 +1,46 @@
+/*
+ * log: one line per event, to stderr or syslog, in key=value form.
+ *
+ * Levels mean: debug (tracing), info (normal events: one line per message
+ * and per delivery attempt), warning (something unusual we recovered from),
+ * error (an operation failed), fatal (the environment is unusable: logs and
+ * exits 1). log_assert is for our own bugs.
+ *
+ * Untrusted text (HELO names, addresses, peer replies) must pass through
+ * log_safe() before it reaches a format string argument: it escapes control
+ * bytes, quotes, backslashes and spaces so a line stays one parseable line.
+ */
+#ifndef LIB_LOG_H
+#define LIB_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARNING, LOGL_ERROR, LOGL_FATAL };
+
+/* ident is kept by pointer. use_syslog selects syslog(3) (facility mail). */
+void log_init(const char *ident, int use_syslog, enum log_level min);
+void log_set_level(enum log_level min);
+int log_level_parse(const char *s, enum log_level *level_r);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+#define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_warning(...) log_msg(LOGL_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_assert(x) do { if (!(x)) log_fatal("assertion failed: %s at %s:%d", \
+	#x, __FILE__, __LINE__); } while (0)
+
+/*
+ * Escape s for a key=value log field: the result is quoted when it holds a
+ * space or is empty, with \" \\ and \xNN escapes, and cut at 256 bytes (an
+ * ellipsis marks the cut). The returned pointer is valid until the 8th
+ * further call in the same thread.
+ */
+const char *log_safe(const char *s);
+const char *log_safen(const char *s, size_t n);
+
+#endif

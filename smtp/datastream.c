@@ -1,0 +1,136 @@
+#include "smtp/datastream.h"
+
+#include <string.h>
+
+enum {
+	DS_LINE_START,	/* at the start of a line */
+	DS_TEXT,	/* inside a line */
+	DS_CR,		/* after CR inside a line */
+	DS_DOT,		/* after a leading "." */
+	DS_DOT_CR,	/* after a leading "." CR */
+};
+
+void
+smtp_data_init(struct smtp_data *d, int bdat)
+{
+	memset(d, 0, sizeof(*d));
+	d->bdat = bdat;
+	d->state = DS_LINE_START;
+}
+
+/* One octet of line text (not CR, LF handled here too). */
+static int
+ds_text(struct smtp_data *d, unsigned char c, struct buf *out)
+{
+	if (c == '\r') {
+		d->state = DS_CR;
+		return 0;
+	}
+	if (c == '\n') {
+		/* RFC 5321 2.3.8: a bare LF is not a line ending. It must not
+		 * let a following "." end the message; flag and keep going. */
+		d->flags |= SMTP_DATA_BARE_LF;
+		d->line_len = 0;
+		d->state = DS_TEXT;
+	} else {
+		if (c == '\0')
+			d->flags |= SMTP_DATA_NUL;
+		else if (c >= 0x80)
+			d->flags |= SMTP_DATA_8BIT;
+		if (++d->line_len > SMTP_DATA_MAX_LINE)
+			d->flags |= SMTP_DATA_LONG_LINE;
+		d->state = DS_TEXT;
+	}
+	d->total++;
+	return buf_appendc(out, (char)c);
+}
+
+size_t
+smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
+    struct buf *out, int *done_r)
+{
+	size_t i;
+
+	*done_r = 0;
+	if (buf_reserve(out, n + 2) == -1)
+		return (size_t)-1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		switch (d->state) {
+		case DS_LINE_START:
+			if (c == '.' && !d->bdat) {
+				d->line_len = 1;
+				d->state = DS_DOT;
+				continue;
+			}
+			d->line_len = 0;
+			break;
+		case DS_DOT:
+			if (c == '\r') {
+				d->state = DS_DOT_CR;
+				continue;
+			}
+			/* RFC 5321 4.5.2: drop the leading dot. */
+			break;
+		case DS_DOT_CR:
+			if (c == '\n') {
+				*done_r = 1;
+				return i + 1;
+			}
+			/* "." CR x: bare CR on a dot line. */
+			d->flags |= SMTP_DATA_BARE_CR;
+			d->total++;
+			if (buf_appendc(out, '\r') == -1)
+				return (size_t)-1;
+			d->line_len++;
+			break;
+		case DS_CR:
+			if (c == '\n') {
+				if (buf_append(out, "\r\n", 2) == -1)
+					return (size_t)-1;
+				d->total += 2;
+				d->line_len = 0;
+				d->state = DS_LINE_START;
+				continue;
+			}
+			d->flags |= SMTP_DATA_BARE_CR;
+			d->total++;
+			if (buf_appendc(out, '\r') == -1)
+				return (size_t)-1;
+			d->line_len++;
+			break;
+		default:
+			break;
+		}
+		if (ds_text(d, c, out) == -1)
+			return (size_t)-1;
+	}
+	return n;
+}
+
+int
+smtp_data_finish(struct smtp_data *d, struct buf *out)
+{
+	if (d->state == DS_CR) {
+		d->flags |= SMTP_DATA_BARE_CR;
+		d->total++;
+		d->state = DS_TEXT;
+		return buf_appendc(out, '\r');
+	}
+	return 0;
+}
+
+const char *
+smtp_data_refusal(unsigned flags)
+{
+	if (flags & SMTP_DATA_BARE_LF)
+		return "bare LF in message content (RFC 5321 2.3.8)";
+	if (flags & SMTP_DATA_BARE_CR)
+		return "bare CR in message content (RFC 5321 2.3.8)";
+	if (flags & SMTP_DATA_NUL)
+		return "NUL octet in message content";
+	if (flags & SMTP_DATA_LONG_LINE)
+		return "line longer than 998 octets (RFC 5321 4.5.3.1.6)";
+	return NULL;
+}

@@ -1,0 +1,109 @@
+/*
+ * smtp/session: the server side of one SMTP connection (RFC 5321), on a
+ * libevent base. It speaks the protocol and nothing else: it knows no
+ * policy, SPF or queue. Whoever creates a session (gateway/) supplies hooks
+ * that decide; each decision may come at once or later (after a DNS
+ * answer, a disk commit ...). While a decision is pending the session reads
+ * nothing more from the client (backpressure), so pipelined commands wait
+ * in the input buffer.
+ *
+ * Deciding: a decision hook (on_connect, on_helo, on_mail, on_rcpt,
+ * on_data_start, on_data_end) must eventually call exactly one of
+ *   smtp_session_accept(s)              default positive reply
+ *   smtp_session_reply(s, code, fmt...) explicit reply; 2xx/3xx accepts,
+ *                                       4xx/5xx refuses, 421 also closes
+ * either from inside the hook or later from any event callback. on_data_end
+ * has no default: it must reply explicitly (the 250 names the queue id).
+ * A NULL decision hook accepts.
+ *
+ * Streaming hook: on_data_chunk receives decoded message content (CRLF
+ * lines, dots unstuffed, BDAT chunks as sent) in order, synchronously; it
+ * returns 0, or -1 on a local failure (the session then answers the end of
+ * data with 451 4.3.0 and calls on_txn_end without on_data_end).
+ *
+ * Cleanup hooks: on_txn_end(s) is called whenever the current transaction
+ * is discarded or finished (after the reply to end of data, RSET, EHLO,
+ * STARTTLS, refused content, timeout, close). on_close(s) is the last call
+ * for a session; the session is freed right after it returns.
+ *
+ * Ownership: the session owns the connection and all strings it hands out;
+ * they stay valid until the next on_txn_end (envelope) or on_close
+ * (connection data).
+ */
+#ifndef SMTP_SESSION_H
+#define SMTP_SESSION_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#include "smtp/path.h"
+
+struct event_base;
+struct smtp_session;
+
+struct smtp_server_config {
+	const char *hostname;	/* greeting and EHLO name; borrowed */
+	SSL_CTX *ssl_ctx;	/* STARTTLS offered when non-NULL; borrowed */
+	size_t max_size;	/* SIZE limit, octets of content */
+	size_t max_rcpts;	/* RCPTs per transaction */
+	int command_timeout;	/* seconds */
+	int data_timeout;	/* seconds */
+};
+
+struct smtp_hooks {
+	void (*on_connect)(struct smtp_session *s, void *arg);
+	void (*on_helo)(struct smtp_session *s, const char *helo, void *arg);
+	void (*on_mail)(struct smtp_session *s, const struct smtp_path_args *a,
+	    void *arg);
+	void (*on_rcpt)(struct smtp_session *s, const struct smtp_path_args *a,
+	    void *arg);
+	void (*on_data_start)(struct smtp_session *s, void *arg);
+	int (*on_data_chunk)(struct smtp_session *s, const char *p, size_t n,
+	    void *arg);
+	void (*on_data_end)(struct smtp_session *s, void *arg);
+	void (*on_txn_end)(struct smtp_session *s, void *arg);
+	void (*on_close)(struct smtp_session *s, void *arg);
+};
+
+/*
+ * Takes over fd (an accepted, connected socket). cfg and hooks are
+ * borrowed and must outlive the session. Returns NULL on allocation
+ * failure (fd is then closed). on_connect runs from the event loop, not
+ * from inside this call.
+ */
+struct smtp_session *smtp_session_new(struct event_base *base, int fd,
+    const struct sockaddr *peer, socklen_t peerlen,
+    const struct smtp_server_config *cfg, const struct smtp_hooks *hooks,
+    void *arg);
+
+void smtp_session_accept(struct smtp_session *s);
+void smtp_session_reply(struct smtp_session *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Send "421 4.3.2 ..." and close at once, whatever the session is doing
+ * (shutdown, limits). A pending decision is abandoned. */
+void smtp_session_shutdown(struct smtp_session *s, const char *text);
+
+/* Per-session data for the hook owner. */
+void smtp_session_set_udata(struct smtp_session *s, void *udata);
+void *smtp_session_udata(const struct smtp_session *s);
+
+/* Connection facts. */
+const char *smtp_session_id(const struct smtp_session *s);
+const char *smtp_session_client_ip(const struct smtp_session *s);
+const struct sockaddr *smtp_session_client_addr(const struct smtp_session *s);
+const char *smtp_session_helo(const struct smtp_session *s);	/* NULL before HELO */
+int smtp_session_esmtp(const struct smtp_session *s);		/* EHLO was used */
+SSL *smtp_session_ssl(const struct smtp_session *s);		/* NULL without TLS */
+
+/* Transaction facts (valid from MAIL until on_txn_end). */
+const char *smtp_session_sender(const struct smtp_session *s);	/* "" = null */
+size_t smtp_session_rcpt_count(const struct smtp_session *s);
+const char *smtp_session_rcpt(const struct smtp_session *s, size_t i);
+int smtp_session_body_8bit(const struct smtp_session *s);	/* BODY=8BITMIME */
+int smtp_session_smtputf8(const struct smtp_session *s);	/* SMTPUTF8 */
+size_t smtp_session_data_size(const struct smtp_session *s);	/* content so far */
+int smtp_session_bdat(const struct smtp_session *s);		/* content via BDAT */
+
+#endif
