@@ -1,0 +1,697 @@
+#include "gateway/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <ini.h>
+
+#include "smtp/path.h"
+
+#define CONFIG_MAX_LINE 200	/* Debian's libinih INI_MAX_LINE */
+
+struct config_seen {
+	char *key;		/* "section\nname" */
+	int line;
+};
+
+struct config_load {
+	struct config *cfg;
+	struct buf *errors;
+	const char *file;
+	FILE *fp;
+	int line;
+	int nerrors;
+	int last_error_line;
+	char *linebuf;
+	size_t linecap;
+	struct config_seen *seen;
+	size_t nseen;
+	int accept_line;
+};
+
+static void
+config_error(struct config_load *ld, int line, const char *section,
+    const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void
+config_error(struct config_load *ld, int line, const char *section,
+    const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	buf_appendf(ld->errors, "%s:%d: ", ld->file, line);
+	if (section)
+		buf_appendf(ld->errors, "[%s] ", section);
+	if (name)
+		buf_appendf(ld->errors, "%s: ", name);
+	va_start(ap, fmt);
+	buf_vappendf(ld->errors, fmt, ap);
+	va_end(ap);
+	buf_appendc(ld->errors, '\n');
+	ld->nerrors++;
+	ld->last_error_line = line;
+}
+
+/* ini_reader that counts lines and refuses silently-split long lines. */
+static char *
+config_reader(char *str, int num, void *stream)
+{
+	struct config_load *ld = stream;
+	ssize_t n = getline(&ld->linebuf, &ld->linecap, ld->fp);
+
+	if (n < 0)
+		return NULL;
+	ld->line++;
+	if (n >= num - 1 && !(n == num - 1 && ld->linebuf[n - 1] == '\n')) {
+		config_error(ld, ld->line, NULL, NULL,
+		    "line longer than %d characters", num - 2);
+		/* hand inih a comment so it does not misparse a fragment */
+		snprintf(str, (size_t)num, ";\n");
+		return str;
+	}
+	memcpy(str, ld->linebuf, (size_t)n + 1);
+	return str;
+}
+
+static int
+config_dup_string(char **field, const char *v)
+{
+	char *c = strdup(v);
+
+	if (c == NULL)
+		return -1;
+	free(*field);
+	*field = c;
+	return 0;
+}
+
+/* Split a list on commas and white space; calls fn for each item. */
+static int
+config_list(const char *v, int (*fn)(struct config_load *, const char *,
+    const char *, const char *, void *), struct config_load *ld,
+    const char *section, const char *name, void *arg)
+{
+	char *copy = strdup(v), *p, *save = NULL;
+	int r = 0;
+
+	if (copy == NULL)
+		return -1;
+	for (p = strtok_r(copy, ", \t", &save); p; p = strtok_r(NULL, ", \t", &save))
+		if (fn(ld, section, name, p, arg) == -1)
+			r = -1;
+	free(copy);
+	return r;
+}
+
+static int
+config_add_domain(struct config_load *ld, const char *section,
+    const char *name, const char *item, void *arg)
+{
+	struct config *cfg = ld->cfg;
+	char **d;
+	const char *check = item[0] == '.' ? item + 1 : item;
+
+	if (smtp_path_check_domain(check, 1) == -1 || check[0] == '[') {
+		config_error(ld, ld->line, section, name, "not a domain: '%s'", item);
+		return -1;
+	}
+	if ((d = realloc(cfg->domains, (cfg->ndomains + 1) * sizeof(*d))) == NULL)
+		return -1;
+	cfg->domains = d;
+	if ((d[cfg->ndomains] = strdup(item)) == NULL)
+		return -1;
+	cfg->ndomains++;
+	return 0;
+}
+
+static struct config_listener *
+config_listener(struct config_load *ld, const char *name)
+{
+	struct config *cfg = ld->cfg;
+	struct config_listener *l;
+	size_t i;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (strcmp(cfg->listeners[i].name, name) == 0)
+			return &cfg->listeners[i];
+	l = realloc(cfg->listeners, (cfg->nlisteners + 1) * sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	cfg->listeners = l;
+	l = &cfg->listeners[cfg->nlisteners];
+	memset(l, 0, sizeof(*l));
+	if ((l->name = strdup(name)) == NULL)
+		return NULL;
+	l->profile = PROFILE_INBOUND;
+	l->line = ld->line;
+	cfg->nlisteners++;
+	return l;
+}
+
+static struct config_route *
+config_route(struct config_load *ld, const char *domain)
+{
+	struct config *cfg = ld->cfg;
+	struct config_route *r;
+	size_t i;
+
+	for (i = 0; i < cfg->nroutes; i++)
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+	r = realloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	cfg->routes = r;
+	r = &cfg->routes[cfg->nroutes];
+	memset(r, 0, sizeof(*r));
+	if ((r->domain = strdup(domain)) == NULL)
+		return NULL;
+	r->tls = SMTP_TLS_OPPORTUNISTIC;
+	r->line = ld->line;
+	cfg->nroutes++;
+	return r;
+}
+
+/* "host:port[@pref]", "[v6]:port[@pref]"; resolved now. */
+static int
+config_add_host(struct config_load *ld, const char *section, const char *name,
+    const char *item, void *arg)
+{
+	struct config_route *route = arg;
+	struct config_host *h;
+	struct addrinfo hints, *res = NULL;
+	char host[300], port[16], *at, *colon, spec[300];
+	int pref = 0, gai, portnum;
+	size_t i;
+
+	if (strlen(item) >= sizeof(spec)) {
+		config_error(ld, ld->line, section, name, "host entry too long");
+		return -1;
+	}
+	snprintf(spec, sizeof(spec), "%s", item);
+	if ((at = strchr(spec, '@')) != NULL) {
+		*at++ = '\0';
+		if (config_parse_int(at, 0, 65535, &pref) == -1) {
+			config_error(ld, ld->line, section, name,
+			    "bad preference in '%s'", item);
+			return -1;
+		}
+	}
+	if (spec[0] == '[') {
+		char *close = strchr(spec, ']');
+
+		if (close == NULL || close[1] != ':')
+			goto bad;
+		*close = '\0';
+		snprintf(host, sizeof(host), "%s", spec + 1);
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			goto bad;
+		*colon = '\0';
+		snprintf(host, sizeof(host), "%s", spec);
+	}
+	if (config_parse_int(colon + 1, 1, 65535, &portnum) == -1 || host[0] == '\0')
+		goto bad;
+	snprintf(port, sizeof(port), "%d", portnum);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
+		config_error(ld, ld->line, section, name, "cannot resolve '%s': %s",
+		    host, gai_strerror(gai));
+		return -1;
+	}
+	h = realloc(route->hosts, (route->nhosts + 1) * sizeof(*h));
+	if (h == NULL) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	route->hosts = h;
+	/* keep sorted by preference, stable for equal ones */
+	for (i = route->nhosts; i > 0 && h[i - 1].pref > pref; i--)
+		h[i] = h[i - 1];
+	memset(&h[i], 0, sizeof(h[i]));
+	h[i].pref = pref;
+	memcpy(&h[i].addr, res->ai_addr, res->ai_addrlen);
+	h[i].addrlen = res->ai_addrlen;
+	h[i].spec = strdup(item);
+	route->nhosts++;
+	freeaddrinfo(res);
+	return h[i].spec ? 0 : -1;
+bad:
+	config_error(ld, ld->line, section, name,
+	    "expected host:port[@preference], got '%s'", item);
+	return -1;
+}
+
+static int
+config_seen(struct config_load *ld, const char *section, const char *name)
+{
+	char key[512];
+	size_t i;
+	struct config_seen *s;
+
+	snprintf(key, sizeof(key), "%s\n%s", section, name);
+	for (i = 0; i < ld->nseen; i++)
+		if (strcasecmp(ld->seen[i].key, key) == 0) {
+			config_error(ld, ld->line, section, name,
+			    "duplicate key (first at line %d)", ld->seen[i].line);
+			return -1;
+		}
+	if ((s = realloc(ld->seen, (ld->nseen + 1) * sizeof(*s))) == NULL)
+		return -1;
+	ld->seen = s;
+	s[ld->nseen].key = strdup(key);
+	s[ld->nseen].line = ld->line;
+	ld->nseen++;
+	return 0;
+}
+
+#define IS(k) (strcasecmp(name, (k)) == 0)
+
+static int
+config_server(struct config_load *ld, const char *section, const char *name,
+    const char *v)
+{
+	struct config *cfg = ld->cfg;
+
+	if (IS("hostname")) {
+		if (smtp_path_check_domain(v, 0) == -1 || v[0] == '[') {
+			config_error(ld, ld->line, section, name,
+			    "not a host name: '%s'", v);
+			return 1;
+		}
+		return config_dup_string(&cfg->hostname, v);
+	}
+	if (IS("spool")) {
+		if (v[0] == '\0') {
+			config_error(ld, ld->line, section, name, "must not be empty");
+			return 1;
+		}
+		return config_dup_string(&cfg->spool, v);
+	}
+	if (IS("user"))
+		return config_dup_string(&cfg->user, v);
+	if (IS("log")) {
+		if (strcasecmp(v, "stderr") == 0)
+			cfg->log_syslog = 0;
+		else if (strcasecmp(v, "syslog") == 0)
+			cfg->log_syslog = 1;
+		else
+			config_error(ld, ld->line, section, name,
+			    "expected stderr or syslog, got '%s'", v);
+		return 0;
+	}
+	if (IS("log_level")) {
+		if (log_level_parse(v, &cfg->log_level) == -1 ||
+		    cfg->log_level == LOGL_FATAL)
+			config_error(ld, ld->line, section, name,
+			    "expected debug, info, warning or error, got '%s'", v);
+		return 0;
+	}
+	return 2;
+}
+
+static void
+config_bad_value(struct config_load *ld, const char *section, const char *name,
+    const char *what, const char *v)
+{
+	config_error(ld, ld->line, section, name, "%s, got '%s'", what, v);
+}
+
+static int
+config_limits(struct config_load *ld, const char *section, const char *name,
+    const char *v)
+{
+	struct config *cfg = ld->cfg;
+	int n;
+
+	if (IS("message_size")) {
+		if (config_parse_size(v, &cfg->max_size) == -1 || cfg->max_size < 1024)
+			config_bad_value(ld, section, name,
+			    "expected a size of at least 1k (e.g. 50m)", v);
+	} else if (IS("recipients")) {
+		/* RFC 5321 4.5.3.1.8: at least 100 must be accepted */
+		if (config_parse_int(v, 100, 100000, &n) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a number from 100 (RFC 5321 4.5.3.1.8) to 100000", v);
+		else
+			cfg->max_rcpts = (size_t)n;
+	} else if (IS("connections")) {
+		if (config_parse_int(v, 1, 1000000, &cfg->max_conn) == -1)
+			config_bad_value(ld, section, name, "expected a number >= 1", v);
+	} else if (IS("connections_per_ip")) {
+		if (config_parse_int(v, 1, 1000000, &cfg->max_conn_per_ip) == -1)
+			config_bad_value(ld, section, name, "expected a number >= 1", v);
+	} else if (IS("command_timeout") || IS("data_timeout")) {
+		int *t = IS("command_timeout") ? &cfg->command_timeout :
+		    &cfg->data_timeout;
+
+		if (config_parse_duration(v, t) == -1 || *t < 1)
+			config_bad_value(ld, section, name,
+			    "expected a duration (e.g. 300, 5m)", v);
+	} else
+		return 2;
+	return 0;
+}
+
+static int
+config_delivery(struct config_load *ld, const char *section, const char *name,
+    const char *v)
+{
+	struct config *cfg = ld->cfg;
+	static const struct {
+		const char *key;
+		size_t off;
+	} durations[] = {
+		{ "retry_initial", offsetof(struct config, retry_initial) },
+		{ "retry_max", offsetof(struct config, retry_max) },
+		{ "max_lifetime", offsetof(struct config, max_lifetime) },
+		{ "connect_timeout", offsetof(struct config, connect_timeout) },
+		{ "command_timeout", offsetof(struct config, delivery_command_timeout) },
+		{ "data_timeout", offsetof(struct config, delivery_data_timeout) },
+		{ "idle_timeout", offsetof(struct config, idle_timeout) },
+	};
+	size_t i;
+
+	if (IS("concurrency")) {
+		if (config_parse_int(v, 1, 10000, &cfg->delivery_concurrency) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a number from 1 to 10000", v);
+		return 0;
+	}
+	for (i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		if (!IS(durations[i].key))
+			continue;
+		int *t = (int *)((char *)cfg + durations[i].off);
+
+		if (config_parse_duration(v, t) == -1 || *t < 1)
+			config_bad_value(ld, section, name,
+			    "expected a duration of at least 1s (e.g. 30, 5m, 1h, 5d)", v);
+		return 0;
+	}
+	return 2;
+}
+
+/* Returns 0 handled, 1 handled with error reported, 2 unknown key, -1 OOM. */
+static int
+config_key(struct config_load *ld, const char *section, const char *name,
+    const char *v)
+{
+	struct config *cfg = ld->cfg;
+
+	if (strcasecmp(section, "server") == 0)
+		return config_server(ld, section, name, v);
+	if (strcasecmp(section, "limits") == 0)
+		return config_limits(ld, section, name, v);
+	if (strcasecmp(section, "delivery") == 0)
+		return config_delivery(ld, section, name, v);
+	if (strcasecmp(section, "tls") == 0) {
+		if (IS("certificate"))
+			return config_dup_string(&cfg->tls_cert, v);
+		if (IS("key"))
+			return config_dup_string(&cfg->tls_key, v);
+		return 2;
+	}
+	if (strcasecmp(section, "domains") == 0) {
+		if (IS("accept")) {
+			ld->accept_line = ld->line;
+			config_list(v, config_add_domain, ld, section, name, NULL);
+			return 0;
+		}
+		return 2;
+	}
+	if (strncasecmp(section, "listener ", 9) == 0) {
+		struct config_listener *l = config_listener(ld, section + 9);
+
+		if (l == NULL)
+			return -1;
+		if (IS("address")) {
+			unsigned char a[16];
+
+			if (inet_pton(AF_INET, v, a) != 1 && inet_pton(AF_INET6, v, a) != 1) {
+				config_bad_value(ld, section, name,
+				    "expected an IPv4 or IPv6 address", v);
+				return 1;
+			}
+			return config_dup_string(&l->address, v);
+		}
+		if (IS("port")) {
+			if (config_parse_int(v, 1, 65535, &l->port) == -1)
+				config_bad_value(ld, section, name,
+				    "expected a port from 1 to 65535", v);
+			return 0;
+		}
+		if (IS("profile")) {
+			if (strcasecmp(v, "inbound") == 0)
+				l->profile = PROFILE_INBOUND;
+			else
+				config_bad_value(ld, section, name,
+				    "expected inbound", v);
+			return 0;
+		}
+		return 2;
+	}
+	if (strncasecmp(section, "route ", 6) == 0) {
+		const char *dom = section + 6;
+		struct config_route *r;
+
+		if (strcmp(dom, "*") != 0 &&
+		    (smtp_path_check_domain(dom, 1) == -1 || dom[0] == '[')) {
+			config_error(ld, ld->line, section, NULL,
+			    "not a domain: '%s'", dom);
+			return 1;
+		}
+		if ((r = config_route(ld, dom)) == NULL)
+			return -1;
+		if (IS("hosts")) {
+			config_list(v, config_add_host, ld, section, name, r);
+			return 0;
+		}
+		if (IS("tls")) {
+			if (strcasecmp(v, "none") == 0)
+				r->tls = SMTP_TLS_NONE;
+			else if (strcasecmp(v, "opportunistic") == 0)
+				r->tls = SMTP_TLS_OPPORTUNISTIC;
+			else if (strcasecmp(v, "required") == 0)
+				r->tls = SMTP_TLS_REQUIRED;
+			else
+				config_bad_value(ld, section, name,
+				    "expected none, opportunistic or required", v);
+			return 0;
+		}
+		return 2;
+	}
+	config_error(ld, ld->line, section, NULL, "unknown section");
+	return 1;
+}
+
+static int
+config_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct config_load *ld = user;
+	int r;
+
+	if (section[0] == '\0') {
+		config_error(ld, ld->line, NULL, name, "key outside any section");
+		return 1;
+	}
+	if (config_seen(ld, section, name) == -1)
+		return 1;
+	r = config_key(ld, section, name, value);
+	if (r == 2)
+		config_error(ld, ld->line, section, name, "unknown key");
+	else if (r == -1)
+		config_error(ld, ld->line, section, name, "out of memory");
+	return 1;	/* keep going: report every error */
+}
+
+static void
+config_validate(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t i;
+
+	if (cfg->nlisteners == 0)
+		config_error(ld, ld->line, NULL, NULL,
+		    "no [listener NAME] section: nothing to listen on");
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+		char sec[300];
+
+		snprintf(sec, sizeof(sec), "listener %s", l->name);
+		if (l->address == NULL)
+			config_error(ld, l->line, sec, "address", "missing");
+		if (l->port == 0)
+			config_error(ld, l->line, sec, "port", "missing");
+	}
+	if (cfg->ndomains == 0)
+		config_error(ld, ld->accept_line ? ld->accept_line : ld->line,
+		    "domains", "accept", "no accepted domains: the MX would refuse all mail");
+	for (i = 0; i < cfg->ndomains; i++) {
+		const char *d = cfg->domains[i];
+
+		if (d[0] != '.' && config_route_for(cfg, d) == NULL)
+			config_error(ld, ld->accept_line, "domains", "accept",
+			    "no [route %s] and no [route *] for accepted domain", d);
+	}
+	for (i = 0; i < cfg->nroutes; i++) {
+		char sec[300];
+
+		snprintf(sec, sizeof(sec), "route %s", cfg->routes[i].domain);
+		if (cfg->routes[i].nhosts == 0)
+			config_error(ld, cfg->routes[i].line, sec, "hosts", "missing");
+	}
+	if ((cfg->tls_cert && *cfg->tls_cert) != (cfg->tls_key && *cfg->tls_key))
+		config_error(ld, ld->line, "tls", NULL,
+		    "certificate and key must be given together");
+	for (i = 0; i < 2; i++) {
+		const char *f = i ? cfg->tls_key : cfg->tls_cert;
+
+		if (f && *f && access(f, R_OK) == -1)
+			config_error(ld, ld->line, "tls", i ? "key" : "certificate",
+			    "cannot read %s: %s", f, strerror(errno));
+	}
+	if (cfg->retry_initial > cfg->retry_max)
+		config_error(ld, ld->line, "delivery", "retry_initial",
+		    "larger than retry_max");
+}
+
+struct config *
+config_load(const char *path, struct buf *errors)
+{
+	struct config_load ld;
+	struct config *cfg;
+	char host[256];
+	int r;
+	size_t i;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.errors = errors;
+	ld.file = path;
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		return NULL;
+	ld.cfg = cfg;
+	cfg->path = strdup(path);
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	cfg->hostname = strdup(host);
+	cfg->spool = strdup("/var/spool/mxgate");
+	cfg->log_level = LOGL_INFO;
+	cfg->max_size = 50 * 1024 * 1024;
+	cfg->max_rcpts = 100;
+	cfg->max_conn = 1000;
+	cfg->max_conn_per_ip = 50;
+	cfg->command_timeout = 300;
+	cfg->data_timeout = 180;
+	cfg->delivery_concurrency = 20;
+	cfg->retry_initial = 300;
+	cfg->retry_max = 3600;
+	cfg->max_lifetime = 5 * 86400;
+	cfg->connect_timeout = 30;
+	cfg->delivery_command_timeout = 300;
+	cfg->delivery_data_timeout = 600;
+	cfg->idle_timeout = 10;
+
+	if ((ld.fp = fopen(path, "r")) == NULL) {
+		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
+		config_free(cfg);
+		return NULL;
+	}
+	r = ini_parse_stream(config_reader, &ld, config_handler, &ld);
+	if (r > 0 && r != ld.last_error_line) {
+		/* inih reports its own syntax errors by line only. */
+		config_error(&ld, r, NULL, NULL,
+		    "syntax error: expected [section] or key = value");
+	} else if (r < 0)
+		config_error(&ld, ld.line, NULL, NULL, "cannot read file");
+	fclose(ld.fp);
+	if (ld.nerrors == 0)
+		config_validate(&ld);
+	free(ld.linebuf);
+	for (i = 0; i < ld.nseen; i++)
+		free(ld.seen[i].key);
+	free(ld.seen);
+	if (ld.nerrors > 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i, j;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].name);
+		free(cfg->listeners[i].address);
+	}
+	free(cfg->listeners);
+	for (i = 0; i < cfg->nroutes; i++) {
+		for (j = 0; j < cfg->routes[i].nhosts; j++)
+			free(cfg->routes[i].hosts[j].spec);
+		free(cfg->routes[i].hosts);
+		free(cfg->routes[i].domain);
+	}
+	free(cfg->routes);
+	for (i = 0; i < cfg->ndomains; i++)
+		free(cfg->domains[i]);
+	free(cfg->domains);
+	free(cfg->path);
+	free(cfg->hostname);
+	free(cfg->spool);
+	free(cfg->user);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg);
+}
+
+int
+config_accepts_domain(const struct config *cfg, const char *domain)
+{
+	size_t i, dl = strlen(domain);
+
+	for (i = 0; i < cfg->ndomains; i++) {
+		const char *d = cfg->domains[i];
+		size_t l = strlen(d);
+
+		if (d[0] == '.') {
+			/* ".example.test" matches any subdomain */
+			if (dl > l && strcasecmp(domain + dl - l, d) == 0)
+				return 1;
+		} else if (strcasecmp(domain, d) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+const struct config_route *
+config_route_for(const struct config *cfg, const char *domain)
+{
+	const struct config_route *star = NULL;
+	size_t i;
+
+	for (i = 0; i < cfg->nroutes; i++) {
+		if (strcmp(cfg->routes[i].domain, "*") == 0)
+			star = &cfg->routes[i];
+		else if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+	}
+	return star;
+}

@@ -1,0 +1,96 @@
+/*
+ * gateway/config: the INI configuration (etc/mxgate.ini documents every
+ * key). Loading never starts anything: it reads, validates and resolves
+ * route host names (blocking getaddrinfo: configuration load only, never
+ * on the event loop while serving).
+ *
+ * Errors name file, line and key: "mxgate.ini:12: [limits] recipients:
+ * not a number: 'ten'". All errors of a file are collected, one per line.
+ */
+#ifndef GATEWAY_CONFIG_H
+#define GATEWAY_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "smtp/client.h"
+
+enum config_profile {
+	PROFILE_INBOUND,
+};
+
+struct config_listener {
+	char *name;
+	char *address;
+	int port;
+	enum config_profile profile;
+	int line;
+};
+
+struct config_host {
+	char *spec;			/* as written, for logs */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int pref;
+};
+
+struct config_route {
+	char *domain;			/* "*" = default */
+	struct config_host *hosts;	/* sorted by preference, stable */
+	size_t nhosts;
+	enum smtp_client_tls tls;
+	int line;
+};
+
+struct config {
+	char *path;
+	char *hostname;
+	char *spool;
+	char *user;
+	int log_syslog;
+	enum log_level log_level;
+
+	struct config_listener *listeners;
+	size_t nlisteners;
+	char *tls_cert;
+	char *tls_key;
+	char **domains;
+	size_t ndomains;
+	struct config_route *routes;
+	size_t nroutes;
+
+	size_t max_size;
+	size_t max_rcpts;
+	int max_conn;
+	int max_conn_per_ip;
+	int command_timeout;
+	int data_timeout;
+
+	int delivery_concurrency;
+	int retry_initial;
+	int retry_max;
+	int max_lifetime;
+	int connect_timeout;
+	int delivery_command_timeout;
+	int delivery_data_timeout;
+	int idle_timeout;
+};
+
+/* NULL on any error; errors (one per line) are appended to errors. */
+struct config *config_load(const char *path, struct buf *errors);
+void config_free(struct config *cfg);
+
+/* RFC 5321 2.4: domains compare case-insensitively. */
+int config_accepts_domain(const struct config *cfg, const char *domain);
+/* Route for a recipient domain: exact match, then "*", else NULL. */
+const struct config_route *config_route_for(const struct config *cfg,
+    const char *domain);
+
+/* Value parsers, exposed for tests. 0 ok, -1 bad. */
+int config_parse_size(const char *s, size_t *r);
+int config_parse_duration(const char *s, int *r);
+int config_parse_int(const char *s, int min, int max, int *r);
+
+#endif

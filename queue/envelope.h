@@ -1,0 +1,77 @@
+/*
+ * queue/envelope: what the spool knows about a message besides its
+ * content, and its on-disk form.
+ *
+ * On disk an envelope is a text file of typed records, one per line, a
+ * one-letter type, a space, a value, LF. Values are percent-escaped (%XX
+ * for '%', control octets and DEL) so no value can span lines. The file
+ * ends with the record "E" and nothing else: a file without it is
+ * incomplete and is never trusted.
+ *
+ *   V 1                 format version
+ *   I <queue id>
+ *   T <arrival, unix seconds>
+ *   s <session id>      receiving session, for logs
+ *   C <client ip>
+ *   H <helo name>
+ *   S <sender>          "" for the null sender
+ *   Z <content size>
+ *   B 1                 BODY=8BITMIME was declared
+ *   U 1                 SMTPUTF8 was declared
+ *   A <attempts>        delivery attempts so far
+ *   N <unix seconds>    next attempt
+ *   R <P|D|F> <addr>    recipient: pending, delivered, failed
+ *   L <text>            last result for the recipient just above
+ *   E
+ */
+#ifndef QUEUE_ENVELOPE_H
+#define QUEUE_ENVELOPE_H
+
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/id.h"
+
+enum env_rcpt_state {
+	ENV_PENDING = 'P',
+	ENV_DELIVERED = 'D',
+	ENV_FAILED = 'F',
+};
+
+struct env_rcpt {
+	char *addr;
+	char state;		/* enum env_rcpt_state */
+	char *last;		/* last delivery result, or NULL */
+};
+
+struct envelope {
+	char id[ID_LEN + 1];
+	long long arrival;
+	char *session;
+	char *client_ip;
+	char *helo;
+	char *sender;
+	size_t size;
+	int body_8bit;
+	int smtputf8;
+	int attempts;
+	long long next_attempt;
+	struct env_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+/* Strings are copied. Return 0, or -1 on allocation failure. */
+int envelope_set(char **field, const char *value);
+int envelope_add_rcpt(struct envelope *e, const char *addr);
+int envelope_set_last(struct env_rcpt *r, const char *text);
+/* Number of recipients still pending. */
+size_t envelope_pending(const struct envelope *e);
+
+int envelope_serialize(const struct envelope *e, struct buf *out);
+/* Parses data[0..n); on failure returns -1 with err_r naming the problem
+ * and leaves e empty. */
+int envelope_parse(const char *data, size_t n, struct envelope *e,
+    const char **err_r);
+void envelope_free(struct envelope *e);
+
+#endif
