@@ -1,0 +1,73 @@
+/*
+ * queue/delivery: one delivery attempt of one queued message: its pending
+ * recipients grouped by route, each group handed to the route's hosts in
+ * preference order through smtp/client, with connections kept for a while
+ * and reused for the next message to the same route.
+ *
+ * Outcome per recipient, written into the envelope given to delivery_run:
+ * 2xx → ENV_DELIVERED, 5xx → ENV_FAILED, anything else (4xx, no reply,
+ * connection failures on every host, no route) stays ENV_PENDING. Each
+ * touched recipient's `last` holds the reply or the reason. One log line
+ * per recipient and attempt.
+ *
+ * Asynchronous: delivery_run returns at once; done_cb fires once when the
+ * attempt is over (never from inside delivery_run).
+ */
+#ifndef QUEUE_DELIVERY_H
+#define QUEUE_DELIVERY_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <openssl/ssl.h>
+
+#include "queue/envelope.h"
+#include "smtp/client.h"
+
+struct event_base;
+struct delivery_ctx;
+
+struct delivery_host {
+	const char *spec;		/* "127.0.0.1:2526" for logs */
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+};
+
+struct delivery_route {
+	const char *name;		/* the route's domain, or "*" */
+	const struct delivery_host *hosts;	/* in preference order */
+	size_t nhosts;
+	enum smtp_client_tls tls;
+};
+
+/* Route for a recipient domain, or NULL. Borrowed, stable while used. */
+typedef const struct delivery_route *(*delivery_route_fn)(const char *domain,
+    void *arg);
+
+struct delivery_params {
+	const char *helo;
+	SSL_CTX *ssl_ctx;		/* client context or NULL */
+	int connect_timeout;
+	int command_timeout;
+	int data_timeout;
+	int idle_timeout;		/* keep an idle connection this long */
+	delivery_route_fn route_for;
+	void *route_arg;
+};
+
+typedef void (*delivery_done_cb)(struct envelope *env, void *arg);
+
+/* params is copied (strings and ctx borrowed). */
+struct delivery_ctx *delivery_ctx_new(struct event_base *base,
+    const struct delivery_params *params);
+/* Stops every attempt in progress (no callbacks) and closes connections. */
+void delivery_ctx_free(struct delivery_ctx *ctx);
+
+/*
+ * Start an attempt for env (borrowed until done_cb) whose content is fd
+ * (size octets; closed by delivery when done). Returns -1 on allocation
+ * failure (fd then untouched).
+ */
+int delivery_run(struct delivery_ctx *ctx, struct envelope *env, int fd,
+    off_t size, delivery_done_cb cb, void *arg);
+
+#endif

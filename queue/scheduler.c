@@ -1,0 +1,338 @@
+#include "queue/scheduler.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+
+struct sched_entry {
+	char id[ID_LEN + 1];
+	long long when;
+	int busy;
+	size_t failed_before;		/* failed recipients before this attempt */
+	struct envelope env;		/* loaded while busy */
+	struct scheduler *s;
+	struct sched_entry *next;
+};
+
+struct scheduler {
+	struct event_base *base;
+	struct spool *sp;
+	struct delivery_ctx *dctx;
+	struct scheduler_params p;
+	struct sched_entry *entries;
+	size_t n;
+	size_t active;
+	struct event *tick;
+};
+
+static void sched_tick_cb(evutil_socket_t fd, short what, void *arg);
+
+int
+scheduler_backoff(const struct scheduler_params *p, int attempts)
+{
+	long long d = p->retry_initial;
+	int i;
+
+	for (i = 1; i < attempts && d < p->retry_max; i++)
+		d *= 2;
+	return d > p->retry_max ? p->retry_max : (int)d;
+}
+
+struct scheduler *
+scheduler_new(struct event_base *base, struct spool *sp,
+    struct delivery_ctx *dctx, const struct scheduler_params *p)
+{
+	struct scheduler *s = calloc(1, sizeof(*s));
+	struct timeval tv = { 1, 0 };
+
+	if (s == NULL)
+		return NULL;
+	s->base = base;
+	s->sp = sp;
+	s->dctx = dctx;
+	s->p = *p;
+	if ((s->tick = event_new(base, -1, EV_PERSIST, sched_tick_cb, s)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	event_add(s->tick, &tv);
+	return s;
+}
+
+void
+scheduler_free(struct scheduler *s)
+{
+	struct sched_entry *e;
+
+	if (s == NULL)
+		return;
+	while ((e = s->entries) != NULL) {
+		s->entries = e->next;
+		envelope_free(&e->env);
+		free(e);
+	}
+	event_free(s->tick);
+	free(s);
+}
+
+size_t
+scheduler_queued(const struct scheduler *s)
+{
+	return s->n;
+}
+
+size_t
+scheduler_active(const struct scheduler *s)
+{
+	return s->active;
+}
+
+int
+scheduler_add(struct scheduler *s, const char *id, long long when)
+{
+	struct sched_entry *e;
+
+	for (e = s->entries; e; e = e->next)
+		if (strcmp(e->id, id) == 0) {
+			if (!e->busy)
+				e->when = when;
+			return 0;
+		}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return -1;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->when = when;
+	e->s = s;
+	e->next = s->entries;
+	s->entries = e;
+	s->n++;
+	if (when <= time(NULL))
+		event_active(s->tick, EV_TIMEOUT, 0);
+	return 0;
+}
+
+static void
+sched_drop(struct scheduler *s, struct sched_entry *e)
+{
+	struct sched_entry **pp;
+
+	for (pp = &s->entries; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	envelope_free(&e->env);
+	free(e);
+	s->n--;
+}
+
+static void
+rfc5322_date(char *out, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/*
+ * A basic non-delivery report to the sender (RFC 5321 6.2 sends it from
+ * the null reverse path so it can never loop). The RFC 3464 multipart
+ * form comes with the queue issue.
+ */
+static void
+sched_bounce(struct scheduler *s, const struct envelope *env)
+{
+	struct buf b = { 0 };
+	struct envelope be;
+	struct spool_msg *m;
+	char id[ID_LEN + 1], date[64], chunk[4096];
+	size_t i, hdr = 0;
+	off_t size;
+	int fd;
+
+	if (env->sender == NULL || env->sender[0] == '\0') {
+		log_info("id=%s failed recipients not bounced: null sender", env->id);
+		return;
+	}
+	rfc5322_date(date, sizeof(date));
+	buf_appendf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	    "To: <%s>\r\n"
+	    "Subject: Undelivered Mail Returned to Sender\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: <%s.bounce@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "\r\n"
+	    "This is the mail system at %s.\r\n\r\n"
+	    "Your message could not be delivered to one or more recipients.\r\n\r\n",
+	    s->p.hostname, env->sender, date, env->id, s->p.hostname,
+	    s->p.hostname);
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == ENV_FAILED)
+			buf_appendf(&b, "<%s>: %s\r\n", env->rcpts[i].addr,
+			    env->rcpts[i].last ? env->rcpts[i].last : "failed");
+	buf_appendf(&b, "\r\n--- Headers of the original message (queue id %s) ---\r\n\r\n",
+	    env->id);
+	/* Copy the original header section, at most 64 KiB. */
+	if ((fd = spool_open_content(s->sp, env->id, &size)) != -1) {
+		ssize_t r;
+
+		while (hdr < 65536 && (r = read(fd, chunk, sizeof(chunk))) > 0) {
+			char *end = memmem(chunk, (size_t)r, "\r\n\r\n", 4);
+			size_t take = end ? (size_t)(end - chunk) + 2 : (size_t)r;
+
+			/* a header/body boundary split across reads is missed;
+			 * the 64 KiB cap bounds that case */
+			buf_append(&b, chunk, take);
+			hdr += take;
+			if (end)
+				break;
+		}
+		close(fd);
+	}
+	if (b.len < 2 || memcmp(b.data + b.len - 2, "\r\n", 2) != 0)
+		buf_appends(&b, "\r\n");
+
+	memset(&be, 0, sizeof(be));
+	if ((m = spool_msg_new(s->sp, id)) == NULL ||
+	    spool_msg_write(m, b.data, b.len) == -1) {
+		spool_msg_abort(m);
+		log_error("id=%s bounce could not be queued", env->id);
+		buf_free(&b);
+		return;
+	}
+	buf_free(&b);
+	be.arrival = time(NULL);
+	if (envelope_set(&be.session, "bounce") == -1 ||
+	    envelope_set(&be.client_ip, "127.0.0.1") == -1 ||
+	    envelope_set(&be.helo, s->p.hostname) == -1 ||
+	    envelope_set(&be.sender, "") == -1 ||
+	    envelope_add_rcpt(&be, env->sender) == -1 ||
+	    spool_msg_commit(m, &be) == -1) {
+		log_error("id=%s bounce could not be queued", env->id);
+		envelope_free(&be);
+		return;
+	}
+	log_info("id=%s bounce queued as id=%s to=<%s>", env->id, be.id,
+	    log_safe(env->sender));
+	scheduler_add(s, be.id, 0);
+	envelope_free(&be);
+}
+
+static void
+sched_done_cb(struct envelope *env, void *arg)
+{
+	struct sched_entry *e = arg;
+	struct scheduler *s = e->s;
+	long long now = time(NULL);
+	size_t i, pending, failed_before, failed = 0;
+
+	s->active--;
+	e->busy = 0;
+	/* count failures that this attempt produced (bounce only those) */
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == ENV_FAILED)
+			failed++;
+	failed_before = e->failed_before;
+	env->attempts++;
+	pending = envelope_pending(env);
+	if (pending > 0 && now - env->arrival >= s->p.max_lifetime) {
+		for (i = 0; i < env->nrcpt; i++)
+			if (env->rcpts[i].state == ENV_PENDING) {
+				char text[800];
+
+				env->rcpts[i].state = ENV_FAILED;
+				snprintf(text, sizeof(text), "expired after %llds in queue; last: %s",
+				    now - env->arrival, env->rcpts[i].last ?
+				    env->rcpts[i].last : "no attempt result");
+				envelope_set_last(&env->rcpts[i], text);
+				log_info("id=%s to=<%s> status=expired", env->id,
+				    log_safe(env->rcpts[i].addr));
+				failed++;
+			}
+		pending = 0;
+	}
+	if (failed > failed_before) {
+		/* Bounce before the state is saved: a crash in between
+		 * repeats the attempt, never loses the report. */
+		sched_bounce(s, env);
+	}
+	if (pending == 0) {
+		if (spool_remove(s->sp, env->id) == -1)
+			log_error("id=%s cannot remove from spool: %s", env->id,
+			    strerror(errno));
+		else
+			log_info("id=%s removed from queue", env->id);
+		sched_drop(s, e);
+		return;
+	}
+	env->next_attempt = now + scheduler_backoff(&s->p, env->attempts);
+	if (spool_update(s->sp, env) == -1) {
+		/* The old envelope is still in place: delivered recipients
+		 * may be attempted again (a duplicate, never a loss). */
+		log_error("id=%s envelope update failed; retrying later", env->id);
+	}
+	e->when = env->next_attempt;
+	log_info("id=%s deferred pending=%zu attempts=%d next_attempt_in=%llds",
+	    env->id, pending, env->attempts, env->next_attempt - now);
+	envelope_free(&e->env);
+}
+
+static void
+sched_start(struct scheduler *s, struct sched_entry *e)
+{
+	const char *err;
+	size_t i, failed = 0;
+	off_t size;
+	int fd;
+
+	if (spool_load(s->sp, e->id, &e->env, &err) == -1) {
+		spool_quarantine_corrupt(s->sp, e->id, err);
+		sched_drop(s, e);
+		return;
+	}
+	if ((fd = spool_open_content(s->sp, e->id, &size)) == -1) {
+		envelope_free(&e->env);
+		spool_quarantine_corrupt(s->sp, e->id, "content unreadable");
+		sched_drop(s, e);
+		return;
+	}
+	for (i = 0; i < e->env.nrcpt; i++)
+		if (e->env.rcpts[i].state == ENV_FAILED)
+			failed++;
+	e->failed_before = failed;
+	e->busy = 1;
+	s->active++;
+	if (delivery_run(s->dctx, &e->env, fd, size, sched_done_cb, e) == -1) {
+		close(fd);
+		e->busy = 0;
+		s->active--;
+		e->when = time(NULL) + 60;
+		envelope_free(&e->env);
+	}
+}
+
+static void
+sched_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	struct sched_entry *e, *next;
+	long long now = time(NULL);
+
+	for (e = s->entries; e && s->active < (size_t)s->p.concurrency; e = next) {
+		next = e->next;
+		if (!e->busy && e->when <= now)
+			sched_start(s, e);
+	}
+}
