@@ -1,0 +1,309 @@
+/*
+ * `mxgate serve`: start-up in the order that keeps the spool safe and
+ * privileges minimal: configuration, logging, spool (created as root,
+ * handed to the service user), TLS contexts, listeners bound, privileges
+ * dropped, crash recovery of the spool, then the event loop.
+ *
+ * SIGTERM/SIGINT: stop accepting, end every session with 421 (a message
+ * not yet acknowledged is discarded; the client will retry), stop
+ * delivery attempts (their recipients stay pending in the spool), exit.
+ * SIGHUP: configuration reload is not supported yet; it is logged.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "gateway/gateway.h"
+#include "lib/log.h"
+#include "smtp/tls.h"
+
+static void
+daemon_recovered(const char *id, void *arg)
+{
+	struct gateway *gw = arg;
+	struct envelope env;
+	const char *err;
+
+	if (spool_load(gw->spool, id, &env, &err) == -1) {
+		spool_quarantine_corrupt(gw->spool, id, err);
+		return;
+	}
+	scheduler_add(gw->sched, id, env.next_attempt);
+	envelope_free(&env);
+}
+
+static const struct delivery_route *
+daemon_route_for(const char *domain, void *arg)
+{
+	struct gateway *gw = arg;
+	const struct config_route *r;
+
+	if (*domain == '\0' && gw->cfg->ndomains > 0) {
+		/* bare <postmaster>: the first accepted domain's route */
+		domain = gw->cfg->domains[0];
+		if (*domain == '.')
+			domain++;
+	}
+	if ((r = config_route_for(gw->cfg, domain)) == NULL)
+		return NULL;
+	return &gw->routes[r - gw->cfg->routes];
+}
+
+static int
+daemon_build_routes(struct gateway *gw)
+{
+	const struct config *cfg = gw->cfg;
+	size_t i, j, nh = 0, k = 0;
+
+	for (i = 0; i < cfg->nroutes; i++)
+		nh += cfg->routes[i].nhosts;
+	gw->routes = calloc(cfg->nroutes + 1, sizeof(*gw->routes));
+	gw->hosts = calloc(nh + 1, sizeof(*gw->hosts));
+	if (gw->routes == NULL || gw->hosts == NULL)
+		return -1;
+	for (i = 0; i < cfg->nroutes; i++) {
+		const struct config_route *cr = &cfg->routes[i];
+
+		gw->routes[i].name = cr->domain;
+		gw->routes[i].hosts = &gw->hosts[k];
+		gw->routes[i].nhosts = cr->nhosts;
+		gw->routes[i].tls = cr->tls;
+		for (j = 0; j < cr->nhosts; j++, k++) {
+			gw->hosts[k].spec = cr->hosts[j].spec;
+			gw->hosts[k].addr = (const struct sockaddr *)&cr->hosts[j].addr;
+			gw->hosts[k].addrlen = cr->hosts[j].addrlen;
+		}
+	}
+	return 0;
+}
+
+static int
+daemon_chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+	DIR *d;
+	struct dirent *de;
+	char path[4400];
+	int r = 0;
+
+	if (chown(dir, uid, gid) == -1)
+		return -1;
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			r |= daemon_chown_tree(path, uid, gid);
+		else if (S_ISREG(st.st_mode) && chown(path, uid, gid) == -1)
+			r = -1;
+	}
+	closedir(d);
+	return r;
+}
+
+static int
+daemon_drop_privileges(struct gateway *gw)
+{
+	const char *user = gw->cfg->user;
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		if (user && *user)
+			log_info("not started as root: running as uid %ld, "
+			    "[server] user ignored", (long)geteuid());
+		return 0;
+	}
+	if (user == NULL || *user == '\0') {
+		log_error("started as root without [server] user: refusing to "
+		    "run as root");
+		return -1;
+	}
+	if ((pw = getpwnam(user)) == NULL) {
+		log_error("[server] user '%s': no such user", user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_error("[server] user '%s' is root: refusing", user);
+		return -1;
+	}
+	if (daemon_chown_tree(gw->cfg->spool, pw->pw_uid, pw->pw_gid) == -1) {
+		log_error("cannot hand spool %s to %s: %s", gw->cfg->spool, user,
+		    strerror(errno));
+		return -1;
+	}
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_error("privileges could be regained after the drop: refusing");
+		return -1;
+	}
+	log_info("dropped privileges to user=%s uid=%ld", user, (long)pw->pw_uid);
+	return 0;
+}
+
+static void
+daemon_exit_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->nconns == 0)
+		event_base_loopbreak(gw->base);
+}
+
+static void
+daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	static struct event *check;
+	struct timeval tv = { 0, 50000 }, grace = { 5, 0 };
+
+	if (sig == SIGHUP) {
+		log_warning("SIGHUP: configuration reload is not supported yet; "
+		    "restart mxgate to apply changes");
+		return;
+	}
+	if (gw->stopping) {
+		log_info("second signal: exiting now");
+		event_base_loopbreak(gw->base);
+		return;
+	}
+	gw->stopping = 1;
+	log_info("signal %d: shutting down (%zu session(s) open, %zu message(s) "
+	    "queued)", (int)sig, gw->nconns, scheduler_queued(gw->sched));
+	listener_close_all(gw);
+	listener_shutdown_sessions(gw);
+	/* Sessions finish writing their 421; give them a moment. */
+	check = event_new(gw->base, -1, EV_PERSIST, daemon_exit_check_cb, gw);
+	if (check)
+		event_add(check, &tv);
+	event_base_loopexit(gw->base, &grace);
+}
+
+int
+daemon_serve(const char *config_path, int debug)
+{
+	struct gateway gw;
+	struct buf errors = { 0 };
+	struct delivery_params dp;
+	struct scheduler_params sp;
+	struct event *sigs[4];
+	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, 0 };
+	char err[512];
+	int i, n, rc = 1;
+
+	memset(&gw, 0, sizeof(gw));
+	memset(sigs, 0, sizeof(sigs));
+	if ((gw.cfg = config_load(config_path, &errors)) == NULL) {
+		fprintf(stderr, "%s", errors.data ? errors.data : "configuration failed\n");
+		buf_free(&errors);
+		return 1;
+	}
+	buf_free(&errors);
+	log_init("mxgate", gw.cfg->log_syslog, debug ? LOGL_DEBUG : gw.cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((gw.spool = spool_open(gw.cfg->spool, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (gw.cfg->tls_cert && *gw.cfg->tls_cert) {
+		gw.server_ssl = tls_server_ctx_new(gw.cfg->tls_cert, gw.cfg->tls_key,
+		    err, sizeof(err));
+		if (gw.server_ssl == NULL) {
+			log_error("%s", err);
+			goto out;
+		}
+	}
+	if ((gw.client_ssl = tls_client_ctx_new(err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
+	gw.server_cfg.hostname = gw.cfg->hostname;
+	gw.server_cfg.ssl_ctx = gw.server_ssl;
+	gw.server_cfg.max_size = gw.cfg->max_size;
+	gw.server_cfg.max_rcpts = gw.cfg->max_rcpts;
+	gw.server_cfg.command_timeout = gw.cfg->command_timeout;
+	gw.server_cfg.data_timeout = gw.cfg->data_timeout;
+
+	if ((gw.base = event_base_new()) == NULL || daemon_build_routes(&gw) == -1) {
+		log_error("out of memory at start-up");
+		goto out;
+	}
+	if (listener_open_all(&gw) == -1)
+		goto out;
+	if (daemon_drop_privileges(&gw) == -1)
+		goto out;
+
+	memset(&dp, 0, sizeof(dp));
+	dp.helo = gw.cfg->hostname;
+	dp.ssl_ctx = gw.client_ssl;
+	dp.connect_timeout = gw.cfg->connect_timeout;
+	dp.command_timeout = gw.cfg->delivery_command_timeout;
+	dp.data_timeout = gw.cfg->delivery_data_timeout;
+	dp.idle_timeout = gw.cfg->idle_timeout;
+	dp.route_for = daemon_route_for;
+	dp.route_arg = &gw;
+	memset(&sp, 0, sizeof(sp));
+	sp.hostname = gw.cfg->hostname;
+	sp.concurrency = gw.cfg->delivery_concurrency;
+	sp.retry_initial = gw.cfg->retry_initial;
+	sp.retry_max = gw.cfg->retry_max;
+	sp.max_lifetime = gw.cfg->max_lifetime;
+	if ((gw.dctx = delivery_ctx_new(gw.base, &dp)) == NULL ||
+	    (gw.sched = scheduler_new(gw.base, gw.spool, gw.dctx, &sp)) == NULL) {
+		log_error("out of memory at start-up");
+		goto out;
+	}
+	if ((n = spool_recover(gw.spool, daemon_recovered, &gw)) == -1) {
+		log_error("spool %s: cannot read: %s", gw.cfg->spool, strerror(errno));
+		goto out;
+	}
+	log_info("spool %s: %d message(s) recovered", gw.cfg->spool, n);
+
+	for (i = 0; signums[i]; i++) {
+		sigs[i] = evsignal_new(gw.base, signums[i], daemon_signal_cb, &gw);
+		if (sigs[i])
+			evsignal_add(sigs[i], NULL);
+	}
+	log_info("mxgate ready hostname=%s", gw.cfg->hostname);
+	event_base_dispatch(gw.base);
+	log_info("mxgate stopped");
+	rc = 0;
+out:
+	for (i = 0; i < 4; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	listener_close_all(&gw);
+	scheduler_free(gw.sched);
+	delivery_ctx_free(gw.dctx);
+	spool_close(gw.spool);
+	if (gw.server_ssl)
+		SSL_CTX_free(gw.server_ssl);
+	if (gw.client_ssl)
+		SSL_CTX_free(gw.client_ssl);
+	free(gw.routes);
+	free(gw.hosts);
+	/* Sessions still open after the grace period are simply dropped. */
+	config_free(gw.cfg);
+	return rc;
+}

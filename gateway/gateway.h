@@ -1,0 +1,66 @@
+/*
+ * gateway: the running daemon's shared state and the functions the
+ * gateway files offer each other. Only gateway/ includes this.
+ *
+ *   daemon.c    start-up, privilege drop, signals, shutdown
+ *   listener.c  listening sockets, connection limits, session creation
+ *   inbound.c   the SMTP session hooks of the inbound profile: relay
+ *               control, Received header, spool commit, summary log line
+ *   config*.c   configuration
+ */
+#ifndef GATEWAY_GATEWAY_H
+#define GATEWAY_GATEWAY_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+#include "gateway/config.h"
+#include "queue/delivery.h"
+#include "queue/scheduler.h"
+#include "queue/spool.h"
+#include "smtp/session.h"
+
+struct event_base;
+struct evconnlistener;
+struct gw_conn;
+
+struct gateway {
+	struct event_base *base;
+	struct config *cfg;
+	struct spool *spool;
+	struct delivery_ctx *dctx;
+	struct scheduler *sched;
+	SSL_CTX *server_ssl;
+	SSL_CTX *client_ssl;
+	struct smtp_server_config server_cfg;
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct delivery_route *routes;	/* built from cfg->routes */
+	struct delivery_host *hosts;
+	struct gw_conn *conns;		/* open client connections */
+	size_t nconns;
+	int stopping;
+};
+
+/* listener.c */
+int listener_open_all(struct gateway *gw);
+void listener_close_all(struct gateway *gw);
+/* Ask every open session to end with 421; returns how many were open. */
+size_t listener_shutdown_sessions(struct gateway *gw);
+
+/* inbound.c */
+extern const struct smtp_hooks inbound_hooks;
+/* per-connection record the hooks keep (udata of the session) */
+struct gw_conn {
+	struct gateway *gw;
+	struct smtp_session *s;
+	char ip[64];
+	struct spool_msg *msg;		/* content being received */
+	char id[ID_LEN + 1];
+	struct gw_conn *prev, *next;
+};
+
+/* daemon.c */
+int daemon_serve(const char *config_path, int foreground_debug);
+
+#endif

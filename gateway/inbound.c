@@ -1,0 +1,237 @@
+/*
+ * The inbound profile's session hooks: an MX for the accepted domains.
+ * Relay control at RCPT, the Received header at the start of the
+ * content, the durable commit before "250", one summary line per message.
+ * SPF, DKIM and DMARC will hook in here (on_helo/on_mail, on_data_chunk,
+ * on_data_end) without the SMTP engine knowing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/gateway.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "smtp/tls.h"
+
+static struct gw_conn *
+conn_of(struct smtp_session *s)
+{
+	return smtp_session_udata(s);
+}
+
+static void
+inbound_connect(struct smtp_session *s, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+
+	log_info("session=%s connect client=%s", smtp_session_id(s), c->ip);
+	smtp_session_accept(s);
+}
+
+static void
+inbound_rcpt(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	const struct config *cfg = c->gw->cfg;
+
+	/* RFC 5321 4.5.1: <postmaster> alone is always accepted; it goes
+	 * to the first accepted domain's route. */
+	if (a->domain == NULL || config_accepts_domain(cfg, a->domain)) {
+		smtp_session_accept(s);
+		return;
+	}
+	/* Never an open relay. */
+	log_info("session=%s client=%s from=<%s> to=<%s> relay refused",
+	    smtp_session_id(s), c->ip, log_safe(smtp_session_sender(s)),
+	    log_safe(a->path));
+	smtp_session_reply(s, 550, "5.7.1 <%s>: Relay access denied", a->path);
+}
+
+/* A HELO name as it may appear in a header: printable, no comment chars. */
+static void
+inbound_header_safe(const char *in, char *out, size_t n, int utf8)
+{
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < n; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		if (ch >= 0x80 && utf8)
+			out[i] = (char)ch;
+		else if (ch <= 0x20 || ch >= 0x7f || ch == '(' || ch == ')' ||
+		    ch == '\\' || ch == ';' || ch == '"')
+			out[i] = '_';
+		else
+			out[i] = (char)ch;
+	}
+	out[i] = '\0';
+}
+
+/* RFC 5321 4.4 trace field; "with" keywords from RFC 3848 and 6531. */
+static int
+inbound_received(struct gw_conn *c, struct buf *b)
+{
+	struct smtp_session *s = c->s;
+	SSL *ssl = smtp_session_ssl(s);
+	int utf8 = smtp_session_smtputf8(s);
+	const char *with;
+	char helo[256], date[64], rcpt[300];
+	time_t t = time(NULL);
+	struct tm tm;
+	int v6 = strchr(c->ip, ':') != NULL;
+
+	if (utf8)
+		with = ssl ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (smtp_session_esmtp(s))
+		with = ssl ? "ESMTPS" : "ESMTP";
+	else
+		with = ssl ? "SMTPS" : "SMTP";
+	inbound_header_safe(smtp_session_helo(s) ? smtp_session_helo(s) : "unknown",
+	    helo, sizeof(helo), utf8);
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_appendf(b, "Received: from %s ([%s%s])\r\n\tby %s (mxgate) with %s id %s",
+	    helo, v6 ? "IPv6:" : "", c->ip, c->gw->cfg->hostname, with, c->id);
+	if (ssl)
+		buf_appendf(b, "\r\n\t(version=%s cipher=%s)", tls_version(ssl),
+		    tls_cipher(ssl));
+	if (smtp_session_rcpt_count(s) == 1) {
+		inbound_header_safe(smtp_session_rcpt(s, 0), rcpt, sizeof(rcpt), utf8);
+		buf_appendf(b, "\r\n\tfor <%s>", rcpt);
+	}
+	return buf_appendf(b, "; %s\r\n", date);
+}
+
+static void
+inbound_data_start(struct smtp_session *s, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	struct buf b = { 0 };
+
+	if ((c->msg = spool_msg_new(c->gw->spool, c->id)) == NULL) {
+		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
+		return;
+	}
+	if (inbound_received(c, &b) == -1 ||
+	    spool_msg_write(c->msg, b.data, b.len) == -1) {
+		buf_free(&b);
+		spool_msg_abort(c->msg);
+		c->msg = NULL;
+		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
+		return;
+	}
+	buf_free(&b);
+	smtp_session_accept(s);
+}
+
+static int
+inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+
+	if (c->msg == NULL)
+		return -1;
+	return spool_msg_write(c->msg, p, n);
+}
+
+static void
+inbound_log_summary(struct gw_conn *c, const struct envelope *env,
+    const char *status)
+{
+	struct smtp_session *s = c->s;
+	struct buf to = { 0 };
+	char tls[160] = "";
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		buf_appendf(&to, "%s<%s>", i ? "," : "", env->rcpts[i].addr);
+	if (smtp_session_ssl(s))
+		snprintf(tls, sizeof(tls), "%s", tls_version(smtp_session_ssl(s)));
+	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
+	    "size=%zu proto=%s tls=%s status=%s",
+	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
+	    log_safe(smtp_session_helo(s)), log_safe(env->sender ? env->sender : ""),
+	    log_safe(to.data ? to.data : ""), env->nrcpt, env->size,
+	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none", status);
+	buf_free(&to);
+}
+
+static void
+inbound_data_end(struct smtp_session *s, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	struct envelope env;
+	struct spool_msg *m = c->msg;
+	size_t i;
+
+	memset(&env, 0, sizeof(env));
+	c->msg = NULL;
+	env.arrival = time(NULL);
+	if (envelope_set(&env.session, smtp_session_id(s)) == -1 ||
+	    envelope_set(&env.client_ip, c->ip) == -1 ||
+	    envelope_set(&env.helo, smtp_session_helo(s)) == -1 ||
+	    envelope_set(&env.sender, smtp_session_sender(s)) == -1)
+		goto fail;
+	env.body_8bit = smtp_session_body_8bit(s);
+	env.smtputf8 = smtp_session_smtputf8(s);
+	for (i = 0; i < smtp_session_rcpt_count(s); i++)
+		if (envelope_add_rcpt(&env, smtp_session_rcpt(s, i)) == -1)
+			goto fail;
+	/* RFC 5321 6.1: from "250" on the message is ours; it is on disk. */
+	if (spool_msg_commit(m, &env) == -1) {
+		m = NULL;
+		goto fail;
+	}
+	inbound_log_summary(c, &env, "queued");
+	smtp_session_reply(s, 250, "2.0.0 Ok: queued as %s", env.id);
+	scheduler_add(c->gw->sched, env.id, 0);
+	envelope_free(&env);
+	return;
+fail:
+	if (m)
+		spool_msg_abort(m);
+	inbound_log_summary(c, &env, "tempfail");
+	envelope_free(&env);
+	smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, try again later");
+}
+
+static void
+inbound_txn_end(struct smtp_session *s, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+
+	if (c->msg) {
+		spool_msg_abort(c->msg);
+		c->msg = NULL;
+	}
+}
+
+static void
+inbound_close(struct smtp_session *s, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	struct gateway *gw = c->gw;
+
+	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		gw->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	gw->nconns--;
+	free(c);
+}
+
+const struct smtp_hooks inbound_hooks = {
+	.on_connect = inbound_connect,
+	.on_rcpt = inbound_rcpt,
+	.on_data_start = inbound_data_start,
+	.on_data_chunk = inbound_data_chunk,
+	.on_data_end = inbound_data_end,
+	.on_txn_end = inbound_txn_end,
+	.on_close = inbound_close,
+};

@@ -1,0 +1,190 @@
+/*
+ * Listening sockets (IPv4 and IPv6, bound before privileges are dropped)
+ * and admission: total and per-client-IP connection limits, checked
+ * before any session state is allocated.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/listener.h>
+
+#include "gateway/gateway.h"
+#include "lib/log.h"
+
+static void
+listener_refuse(int fd, const char *ip, const char *why)
+{
+	static const char msg[] = "421 4.7.0 Too many connections, try again later\r\n";
+	ssize_t r;
+
+	log_warning("connection refused client=%s reason=%s", ip, why);
+	/* Best effort on a fresh socket: the reply fits in its buffer. */
+	r = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r;
+	close(fd);
+}
+
+static size_t
+listener_count_ip(const struct gateway *gw, const char *ip)
+{
+	const struct gw_conn *c;
+	size_t n = 0;
+
+	for (c = gw->conns; c; c = c->next)
+		if (strcmp(c->ip, ip) == 0)
+			n++;
+	return n;
+}
+
+static void
+listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct gateway *gw = arg;
+	struct gw_conn *c;
+	char ip[64];
+
+	if (getnameinfo(sa, (socklen_t)salen, ip, sizeof(ip), NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		snprintf(ip, sizeof(ip), "unknown");
+	if (gw->stopping) {
+		close(fd);
+		return;
+	}
+	if (gw->nconns >= (size_t)gw->cfg->max_conn) {
+		listener_refuse(fd, ip, "connections");
+		return;
+	}
+	if (listener_count_ip(gw, ip) >= (size_t)gw->cfg->max_conn_per_ip) {
+		listener_refuse(fd, ip, "connections_per_ip");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->gw = gw;
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->s = smtp_session_new(gw->base, fd, sa, (socklen_t)salen,
+	    &gw->server_cfg, &inbound_hooks, gw);
+	if (c->s == NULL) {
+		free(c);
+		return;
+	}
+	smtp_session_set_udata(c->s, c);
+	c->next = gw->conns;
+	if (gw->conns)
+		gw->conns->prev = c;
+	gw->conns = c;
+	gw->nconns++;
+}
+
+static void
+listener_error_cb(struct evconnlistener *l, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep serving the connections we have. */
+	log_error("accept failed: %s", evutil_socket_error_to_string(e));
+}
+
+static int
+listener_bind(const struct config_listener *cl)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(cl->address, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((unsigned short)cl->port);
+		inet_pton(AF_INET6, cl->address, &s6->sin6_addr);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((unsigned short)cl->port);
+		inet_pton(AF_INET, cl->address, &s4->sin_addr);
+		len = sizeof(*s4);
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 511) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int
+listener_open_all(struct gateway *gw)
+{
+	size_t i;
+
+	gw->listeners = calloc(gw->cfg->nlisteners, sizeof(*gw->listeners));
+	if (gw->listeners == NULL)
+		return -1;
+	for (i = 0; i < gw->cfg->nlisteners; i++) {
+		const struct config_listener *cl = &gw->cfg->listeners[i];
+		struct evconnlistener *l;
+		int fd;
+
+		if ((fd = listener_bind(cl)) == -1) {
+			log_error("listener %s: cannot listen on %s port %d: %s",
+			    cl->name, cl->address, cl->port, strerror(errno));
+			return -1;
+		}
+		l = evconnlistener_new(gw->base, listener_accept_cb, gw,
+		    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (l == NULL) {
+			close(fd);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l, listener_error_cb);
+		gw->listeners[gw->nlisteners++] = l;
+		log_info("listener %s: listening on %s port %d profile=inbound",
+		    cl->name, cl->address, cl->port);
+	}
+	return 0;
+}
+
+void
+listener_close_all(struct gateway *gw)
+{
+	size_t i;
+
+	for (i = 0; i < gw->nlisteners; i++)
+		evconnlistener_free(gw->listeners[i]);
+	free(gw->listeners);
+	gw->listeners = NULL;
+	gw->nlisteners = 0;
+}
+
+size_t
+listener_shutdown_sessions(struct gateway *gw)
+{
+	struct gw_conn *c;
+	size_t n = 0;
+
+	for (c = gw->conns; c; c = c->next, n++)
+		smtp_session_shutdown(c->s, "4.3.2 Service shutting down, try again later");
+	return n;
+}
