@@ -1,0 +1,1171 @@
+/*
+ * smtp/client: one outbound SMTP connection (RFC 5321) on a libevent base.
+ *
+ * Every reply goes through client_dispatch(), which hands it to the
+ * handler of the current state; client_enter() is the only writer of the
+ * state. Every function that may run a caller's callback returns -1 when
+ * the client is gone afterwards (the caller freed it), and its callers
+ * then return at once without touching it.
+ */
+#include "smtp/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "lib/log.h"
+#include "smtp/tls.h"
+
+/* RFC 5321 4.5.3.1.5 allows 512 octets per reply line; be lenient. */
+#define CLIENT_LINE_MAX	4096
+/* RFC 5321 4.5.3.1.3: 256 octets per path; twice that is lenient. */
+#define CLIENT_PATH_MAX	512
+#define CLIENT_CMD_MAX	(CLIENT_PATH_MAX + 512)
+#define CLIENT_CHUNK	(64 * 1024)	/* one pread() */
+#define CLIENT_LOWAT	(64 * 1024)	/* refill when output drains below */
+#define CLIENT_HIWAT	(256 * 1024)	/* stop refilling above */
+
+enum client_state {
+	CLIENT_CONNECT,
+	CLIENT_GREETING,
+	CLIENT_EHLO,
+	CLIENT_HELO,
+	CLIENT_STARTTLS,
+	CLIENT_HANDSHAKE,
+	CLIENT_READY,
+	CLIENT_MAIL,
+	CLIENT_RCPT,
+	CLIENT_DATA,
+	CLIENT_BODY,
+	CLIENT_DOT,
+	CLIENT_RSET,
+	CLIENT_QUIT,
+	CLIENT_DEAD,
+};
+
+/* Name for logs, and where a failure happened for reply texts. */
+static const struct {
+	const char *name;
+	const char *where;
+} client_states[] = {
+	{ "connect", "while connecting" },
+	{ "greeting", "waiting for greeting" },
+	{ "ehlo", "after EHLO" },
+	{ "helo", "after HELO" },
+	{ "starttls", "after STARTTLS" },
+	{ "handshake", "during TLS handshake" },
+	{ "ready", "while idle" },
+	{ "mail", "after MAIL" },
+	{ "rcpt", "after RCPT" },
+	{ "data", "after DATA" },
+	{ "body", "while sending message" },
+	{ "dot", "after end of data" },
+	{ "rset", "after RSET" },
+	{ "quit", "after QUIT" },
+	{ "dead", "after close" },
+};
+
+struct client_caps {
+	int	 pipelining;
+	int	 chunking;
+	int	 eightbit;
+	int	 smtputf8;
+	int	 starttls;
+	int	 size;
+	unsigned long long size_max;	/* 0: no limit */
+};
+
+struct client_txn {
+	const struct smtp_client_msg *m;
+	smtp_client_sent_cb cb;
+	void	*arg;
+	struct smtp_client_reply *replies;
+	unsigned char *done;		/* replies[i] is final */
+	size_t	 next_send;		/* next RCPT to send */
+	size_t	 next_reply;		/* RCPT the next reply belongs to */
+	size_t	 naccepted;
+	int	 mail_failed;
+	int	 bdat;
+	int	 need_crlf;		/* content lacks its final CRLF */
+	int	 bol;			/* dot-stuffing: at beginning of line */
+	off_t	 off;			/* next byte of content to send */
+	struct smtp_client_reply final;	/* for RSET and deferred endings */
+	int	 final_conn_ok;
+};
+
+struct smtp_client {
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct event	*timer;
+	struct event	*defer;
+	SSL		*ssl;		/* owned by bev once TLS is on */
+	SSL_CTX		*ssl_ctx;
+	enum smtp_client_tls tls;
+	enum client_state state;
+	char		*helo;
+	char		*servername;
+	int		 connect_timeout;
+	int		 command_timeout;
+	int		 data_timeout;
+	smtp_client_ready_cb ready_cb;
+	void		*ready_arg;
+
+	struct client_caps caps;	/* in force */
+	struct client_caps newcaps;	/* being read from EHLO */
+	int		 tls_active;
+	int		 in_cb;		/* depth of caller callbacks */
+	int		 freed;		/* freed from inside a callback */
+	int		 defer_ready;	/* deferred ready_cb(0, err) */
+	int		 in_txn;
+	struct client_txn txn;
+
+	struct smtp_client_reply reply;	/* being read */
+	int		 reply_lines;
+	char		 reply_esc[16];	/* enhanced code of the first line */
+
+	char		*chunk;		/* CLIENT_CHUNK bytes, lazily */
+	char		*stuffed;	/* 2 * CLIENT_CHUNK bytes, lazily */
+	char		 err[512];
+	char		 peer[64];
+	char		 tls_info[128];
+};
+
+static void client_read_cb(struct bufferevent *, void *);
+static void client_write_cb(struct bufferevent *, void *);
+static void client_event_cb(struct bufferevent *, short, void *);
+static int client_fail(struct smtp_client *, const char *, ...)
+	__attribute__((format(printf, 2, 3)));
+static int client_fill(struct smtp_client *);
+
+static void
+client_enter(struct smtp_client *c, enum client_state state)
+{
+	log_debug("smtp client peer=%s state=%s->%s", c->peer,
+	    client_states[c->state].name, client_states[state].name);
+	c->state = state;
+}
+
+static void
+client_arm(struct smtp_client *c, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Close the connection; the struct lives on in state dead. */
+static void
+client_drop(struct smtp_client *c)
+{
+	if (c->bev != NULL) {
+		/* Also frees the SSL and the underlying bufferevent. */
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->ssl = NULL;
+	evtimer_del(c->timer);
+	if (c->state != CLIENT_DEAD)
+		client_enter(c, CLIENT_DEAD);
+}
+
+static void
+client_destroy(struct smtp_client *c)
+{
+	client_drop(c);
+	event_free(c->timer);
+	event_free(c->defer);
+	free(c->txn.replies);
+	free(c->txn.done);
+	free(c->helo);
+	free(c->servername);
+	free(c->chunk);
+	free(c->stuffed);
+	free(c);
+}
+
+/* Free now, or when the caller's callback on the stack returns. */
+static int
+client_release(struct smtp_client *c)
+{
+	if (c->in_cb > 0) {
+		c->freed = 1;
+		client_drop(c);
+		event_del(c->defer);
+	} else
+		client_destroy(c);
+	return -1;
+}
+
+/* Append " "-joined text to the reply, truncating to fit. */
+static void
+client_text_append(struct smtp_client_reply *r, const char *s, size_t n)
+{
+	size_t len = strlen(r->text);
+
+	if (len >= sizeof(r->text) - 1)
+		return;
+	if (n > sizeof(r->text) - 1 - len)
+		n = sizeof(r->text) - 1 - len;
+	memcpy(r->text + len, s, n);
+	r->text[len + n] = '\0';
+}
+
+static void
+client_reply_local(struct smtp_client_reply *r, int code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	va_end(ap);
+}
+
+static int
+client_call_ready(struct smtp_client *c, int ok, const char *err)
+{
+	c->in_cb++;
+	c->ready_cb(c, ok, err, c->ready_arg);
+	c->in_cb--;
+	if (c->freed) {
+		if (c->in_cb == 0)
+			client_destroy(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * End the transaction: recipients without a final reply get r. The
+ * connection stays for another message only if conn_ok and still open.
+ */
+static int
+client_finish(struct smtp_client *c, const struct smtp_client_reply *r,
+    int conn_ok)
+{
+	struct client_txn t = c->txn;
+	size_t i;
+
+	for (i = 0; i < t.m->nrcpt; i++)
+		if (!t.done[i])
+			t.replies[i] = *r;
+	memset(&c->txn, 0, sizeof(c->txn));
+	c->in_txn = 0;
+	if (conn_ok && c->bev != NULL) {
+		evtimer_del(c->timer);
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		client_enter(c, CLIENT_READY);
+	} else {
+		conn_ok = 0;
+		client_drop(c);
+	}
+	c->in_cb++;
+	t.cb(c, t.replies, conn_ok, t.arg);
+	c->in_cb--;
+	free(t.replies);
+	free(t.done);
+	if (c->freed) {
+		if (c->in_cb == 0)
+			client_destroy(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connection-level failure: close and tell whoever waits. */
+static int
+client_fail(struct smtp_client *c, const char *fmt, ...)
+{
+	struct smtp_client_reply r;
+	enum client_state state = c->state;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	va_end(ap);
+	r.code = 0;
+	log_debug("smtp client peer=%s state=%s failed: %s", c->peer,
+	    client_states[state].name, log_safe(r.text));
+	client_drop(c);
+	if (state == CLIENT_QUIT)
+		return client_release(c);
+	if (c->in_txn) {
+		/* The reply that made us RSET says more than the loss. */
+		if (state == CLIENT_RSET)
+			return client_finish(c, &c->txn.final, 0);
+		return client_finish(c, &r, 0);
+	}
+	if (state < CLIENT_READY)
+		return client_call_ready(c, 0, r.text);
+	return 0;
+}
+
+/* Run an ending from the loop, never from inside the caller's call. */
+static void
+client_defer_txn(struct smtp_client *c, const struct smtp_client_reply *r,
+    int conn_ok)
+{
+	c->txn.final = *r;
+	c->txn.final_conn_ok = conn_ok;
+	event_active(c->defer, EV_TIMEOUT, 1);
+}
+
+static void
+client_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	if (c->defer_ready) {
+		c->defer_ready = 0;
+		client_call_ready(c, 0, c->err);
+	} else if (c->in_txn)
+		client_finish(c, &c->txn.final, c->txn.final_conn_ok);
+}
+
+static void
+client_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	if (c->state == CLIENT_QUIT) {
+		client_release(c);
+		return;
+	}
+	client_fail(c, "timeout %s", client_states[c->state].where);
+}
+
+/* Commands are added to the output buffer; libevent writes them. */
+static void
+client_cmd(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+client_cmd(struct smtp_client *c, const char *fmt, ...)
+{
+	char line[CLIENT_CMD_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	/* Paths are at most CLIENT_PATH_MAX: commands always fit. */
+	log_assert(n >= 0 && (size_t)n < sizeof(line) - 2);
+	log_debug("smtp client peer=%s sent=%s", c->peer, log_safe(line));
+	memcpy(line + n, "\r\n", 2);
+	bufferevent_write(c->bev, line, (size_t)n + 2);
+}
+
+/* Paths go inside <>; refuse anything that could end the command. */
+static int
+client_path_ok(const char *s)
+{
+	if (strlen(s) > CLIENT_PATH_MAX)
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '<' ||
+		    *s == '>')
+			return 0;
+	return 1;
+}
+
+static size_t
+client_next_rcpt(struct smtp_client *c, size_t i)
+{
+	while (i < c->txn.m->nrcpt && c->txn.done[i])
+		i++;
+	return i;
+}
+
+static void
+client_send_rcpt(struct smtp_client *c)
+{
+	size_t i = c->txn.next_send;
+
+	client_cmd(c, "RCPT TO:<%s>", c->txn.m->rcpts[i]);
+	c->txn.next_send = client_next_rcpt(c, i + 1);
+}
+
+static void
+client_send_ehlo(struct smtp_client *c)
+{
+	memset(&c->newcaps, 0, sizeof(c->newcaps));
+	client_cmd(c, "EHLO %s", c->helo);
+	client_enter(c, CLIENT_EHLO);
+	client_arm(c, c->command_timeout);
+}
+
+static int
+client_ready(struct smtp_client *c)
+{
+	evtimer_del(c->timer);
+	client_enter(c, CLIENT_READY);
+	return client_call_ready(c, 1, NULL);
+}
+
+static int
+client_is_ip(const char *s)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* RFC 3207 4: after 220 to STARTTLS, the handshake starts at once. */
+static int
+client_starttls(struct smtp_client *c)
+{
+	struct bufferevent *fbev;
+	SSL *ssl;
+
+	/*
+	 * RFC 3207 5 / CVE-2011-0411: bytes the server sent after its 220
+	 * came in plaintext and must not be read as if from inside TLS.
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return client_fail(c, "STARTTLS: data after the 220 reply");
+	if ((ssl = SSL_new(c->ssl_ctx)) == NULL)
+		return client_fail(c, "STARTTLS: SSL_new failed");
+	/* RFC 6066 3: SNI carries host names only, never literals. */
+	if (c->servername != NULL && *c->servername != '\0' &&
+	    !client_is_ip(c->servername))
+		SSL_set_tlsext_host_name(ssl, c->servername);
+	fbev = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (fbev == NULL) {
+		SSL_free(ssl);
+		return client_fail(c, "STARTTLS: cannot start TLS");
+	}
+	/*
+	 * The filter encrypts into the socket's output only up to that
+	 * buffer's write high watermark: without one, a slow peer would let
+	 * the whole message pile up in memory.
+	 */
+	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, CLIENT_HIWAT);
+	c->bev = fbev;
+	c->ssl = ssl;
+	/* Servers often close after QUIT without close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(fbev, 1);
+	bufferevent_setcb(fbev, client_read_cb, client_write_cb,
+	    client_event_cb, c);
+	bufferevent_enable(fbev, EV_READ | EV_WRITE);
+	client_enter(c, CLIENT_HANDSHAKE);
+	client_arm(c, c->command_timeout);
+	return 0;
+}
+
+/* After EHLO or HELO: STARTTLS if wanted and possible, else ready. */
+static int
+client_after_hello(struct smtp_client *c)
+{
+	if (c->tls_active || c->tls == SMTP_TLS_NONE)
+		return client_ready(c);
+	if (c->ssl_ctx == NULL) {
+		if (c->tls == SMTP_TLS_REQUIRED)
+			return client_fail(c,
+			    "STARTTLS required but no TLS client context");
+		return client_ready(c);
+	}
+	if (!c->caps.starttls) {
+		if (c->tls == SMTP_TLS_REQUIRED)
+			return client_fail(c,
+			    "STARTTLS required but not offered");
+		return client_ready(c);
+	}
+	client_cmd(c, "STARTTLS");
+	client_enter(c, CLIENT_STARTTLS);
+	client_arm(c, c->command_timeout);
+	return 0;
+}
+
+/* One EHLO keyword line (RFC 5321 4.1.1.1): keyword, then parameters. */
+static void
+client_ehlo_line(struct client_caps *caps, const char *s)
+{
+	size_t n = strcspn(s, " ");
+	unsigned long long v;
+	char *end;
+
+	if (n == 10 && strncasecmp(s, "PIPELINING", n) == 0)
+		caps->pipelining = 1;
+	else if (n == 8 && strncasecmp(s, "CHUNKING", n) == 0)
+		caps->chunking = 1;
+	else if (n == 8 && strncasecmp(s, "8BITMIME", n) == 0)
+		caps->eightbit = 1;
+	else if (n == 8 && strncasecmp(s, "SMTPUTF8", n) == 0)
+		caps->smtputf8 = 1;
+	else if (n == 8 && strncasecmp(s, "STARTTLS", n) == 0)
+		caps->starttls = 1;
+	else if (n == 4 && strncasecmp(s, "SIZE", n) == 0) {
+		/* RFC 1870 4: "SIZE" alone or "SIZE 0" means no fixed limit. */
+		caps->size = 1;
+		caps->size_max = 0;
+		s += n + strspn(s + n, " ");
+		if (*s >= '0' && *s <= '9') {
+			errno = 0;
+			v = strtoull(s, &end, 10);
+			if (errno == 0 && (*end == '\0' || *end == ' '))
+				caps->size_max = v;
+		}
+	}
+}
+
+/*
+ * One reply line: 1 when it was the last line of the reply, 0 when more
+ * follow, -1 when it is no reply line (c->err says why).
+ * RFC 5321 4.2: "xyz text" ends a reply, "xyz-text" continues it.
+ */
+static int
+client_reply_line(struct smtp_client *c, char *line, size_t len)
+{
+	struct smtp_client_reply *r = &c->reply;
+	size_t i, n;
+	char *s;
+	int last;
+
+	if (len < 3 || line[0] < '2' || line[0] > '5' ||
+	    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9' ||
+	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+		snprintf(c->err, sizeof(c->err), "bad reply line %s",
+		    log_safen(line, len > 64 ? 64 : len));
+		return -1;
+	}
+	last = len == 3 || line[3] == ' ';
+	/* Replies end up in logs and DSNs: no control bytes, no NULs. */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	s = len > 3 ? line + 4 : line + len;
+	if (c->reply_lines == 0) {
+		memset(r, 0, sizeof(*r));
+		if (len > 3)
+			line[3] = ' ';
+		client_text_append(r, line, len);
+		n = strcspn(s, " ");
+		c->reply_esc[0] = '\0';
+		if (n > 0 && n < sizeof(c->reply_esc) && s[0] == line[0] &&
+		    s[1] == '.') {
+			memcpy(c->reply_esc, s, n);
+			c->reply_esc[n] = '\0';
+		}
+	} else {
+		/* Later lines repeat code and enhanced code; keep the text. */
+		n = strlen(c->reply_esc);
+		if (n > 0 && strncmp(s, c->reply_esc, n) == 0 &&
+		    (s[n] == ' ' || s[n] == '\0'))
+			s += n + (s[n] == ' ');
+		if (*s != '\0') {
+			client_text_append(r, " ", 1);
+			client_text_append(r, s, strlen(s));
+		}
+		if (c->state == CLIENT_EHLO)
+			client_ehlo_line(&c->newcaps, len > 3 ? line + 4 : "");
+	}
+	r->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+	    (line[2] - '0');
+	c->reply_lines++;
+	if (last)
+		c->reply_lines = 0;
+	return last;
+}
+
+/* 1: a whole reply is in c->reply; 0: need more input; -1: garbage. */
+static int
+client_parse(struct smtp_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	char line[CLIENT_LINE_MAX + 1];
+	struct evbuffer_ptr p;
+	size_t eol_len, len;
+	int r;
+
+	for (;;) {
+		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (p.pos == -1) {
+			if (evbuffer_get_length(in) > CLIENT_LINE_MAX)
+				goto toolong;
+			return 0;
+		}
+		if ((size_t)p.pos > CLIENT_LINE_MAX)
+			goto toolong;
+		len = (size_t)p.pos;
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol_len);
+		line[len] = '\0';
+		if ((r = client_reply_line(c, line, len)) != 0)
+			return r;
+	}
+
+toolong:
+	snprintf(c->err, sizeof(c->err), "reply line longer than %d bytes",
+	    CLIENT_LINE_MAX);
+	return -1;
+}
+
+static int
+client_rset(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	c->txn.final = *r;
+	client_cmd(c, "RSET");
+	client_enter(c, CLIENT_RSET);
+	client_arm(c, c->command_timeout);
+	return 0;
+}
+
+/* All RCPT replies are in: on to the content, or end the transaction. */
+static int
+client_after_rcpts(struct smtp_client *c)
+{
+	struct client_txn *t = &c->txn;
+	long long n;
+
+	if (t->mail_failed)
+		return client_finish(c, &t->final, 1);
+	if (t->naccepted == 0)
+		return client_rset(c, &c->reply);
+	if (!t->bdat) {
+		client_cmd(c, "DATA");
+		client_enter(c, CLIENT_DATA);
+		client_arm(c, c->command_timeout);
+		return 0;
+	}
+	/*
+	 * RFC 3030 2: one BDAT LAST chunk of the whole content. It needs no
+	 * reply before the data, so the content streams at once.
+	 */
+	n = (long long)t->m->size + (t->need_crlf ? 2 : 0);
+	client_cmd(c, "BDAT %lld LAST", n);
+	client_enter(c, CLIENT_BODY);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
+	return client_fill(c);
+}
+
+/*
+ * Queue content until the output buffer is above the high watermark;
+ * the write callback calls again once it drains below the low one.
+ */
+static int
+client_fill(struct smtp_client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct client_txn *t = &c->txn;
+	const char *p, *end, *nl;
+	size_t want;
+	ssize_t n;
+	char *q;
+
+	if (c->chunk == NULL && (c->chunk = malloc(CLIENT_CHUNK)) == NULL)
+		return client_fail(c, "local error: out of memory");
+	if (c->stuffed == NULL &&
+	    (c->stuffed = malloc(2 * CLIENT_CHUNK)) == NULL)
+		return client_fail(c, "local error: out of memory");
+	while (t->off < t->m->size && evbuffer_get_length(out) < CLIENT_HIWAT) {
+		want = CLIENT_CHUNK;
+		if ((off_t)want > t->m->size - t->off)
+			want = (size_t)(t->m->size - t->off);
+		n = pread(t->m->fd, c->chunk, want, t->off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return client_fail(c, "local error: read: %s",
+			    strerror(errno));
+		if (n == 0)
+			return client_fail(c,
+			    "local error: message file shorter than its size");
+		t->off += n;
+		if (t->bdat) {
+			evbuffer_add(out, c->chunk, (size_t)n);
+			continue;
+		}
+		/*
+		 * RFC 5321 4.5.2: a line that starts with "." gets another.
+		 * t->bol carries the line start across chunks; each line
+		 * grows by at most one byte, so 2 * CLIENT_CHUNK suffices.
+		 */
+		p = c->chunk;
+		end = p + n;
+		q = c->stuffed;
+		while (p < end) {
+			if (t->bol && *p == '.')
+				*q++ = '.';
+			nl = memchr(p, '\n', (size_t)(end - p));
+			t->bol = nl != NULL;
+			nl = nl != NULL ? nl + 1 : end;
+			memcpy(q, p, (size_t)(nl - p));
+			q += nl - p;
+			p = nl;
+		}
+		evbuffer_add(out, c->stuffed, (size_t)(q - c->stuffed));
+	}
+	client_arm(c, c->data_timeout);
+	if (t->off < t->m->size)
+		return 0;
+	if (t->need_crlf)
+		evbuffer_add(out, "\r\n", 2);
+	if (!t->bdat)
+		evbuffer_add(out, ".\r\n", 3);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	client_enter(c, CLIENT_DOT);
+	return 0;
+}
+
+static int
+client_on_txn_reply(struct smtp_client *c)
+{
+	struct smtp_client_reply *r = &c->reply;
+	struct client_txn *t = &c->txn;
+	int ok = r->code >= 200 && r->code < 300;
+	size_t i;
+
+	/* RFC 5321 3.8: 421 means the server is closing the channel. */
+	if (r->code == 421)
+		return client_finish(c, c->state == CLIENT_RSET ? &t->final : r,
+		    0);
+	switch (c->state) {
+	case CLIENT_MAIL:
+		if (!ok) {
+			t->mail_failed = 1;
+			t->final = *r;
+			if (!c->caps.pipelining)
+				return client_finish(c, r, 1);
+		} else if (!c->caps.pipelining)
+			client_send_rcpt(c);
+		client_enter(c, CLIENT_RCPT);
+		client_arm(c, c->command_timeout);
+		return 0;
+	case CLIENT_RCPT:
+		i = t->next_reply;
+		if (!t->mail_failed) {
+			t->replies[i] = *r;
+			if (ok)
+				t->naccepted++;
+			else
+				t->done[i] = 1;
+		}
+		t->next_reply = client_next_rcpt(c, i + 1);
+		if (t->next_reply < t->m->nrcpt) {
+			if (!c->caps.pipelining)
+				client_send_rcpt(c);
+			client_arm(c, c->command_timeout);
+			return 0;
+		}
+		return client_after_rcpts(c);
+	case CLIENT_DATA:
+		if (r->code < 300 || r->code >= 400)
+			return client_rset(c, r);
+		client_enter(c, CLIENT_BODY);
+		t->bol = 1;
+		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
+		return client_fill(c);
+	case CLIENT_BODY:
+		/* A reply before we finished: the stream is out of step. */
+		return client_finish(c, r, 0);
+	case CLIENT_DOT:
+		/* RFC 3030 2: after a failed BDAT the transaction is undefined. */
+		if (t->bdat && !ok)
+			return client_rset(c, r);
+		return client_finish(c, r, 1);
+	case CLIENT_RSET:
+		return client_finish(c, &t->final, ok);
+	default:
+		return 0;
+	}
+}
+
+static int
+client_dispatch(struct smtp_client *c)
+{
+	struct smtp_client_reply *r = &c->reply;
+
+	log_debug("smtp client peer=%s state=%s reply=%s", c->peer,
+	    client_states[c->state].name, log_safe(r->text));
+	switch (c->state) {
+	case CLIENT_GREETING:
+		if (r->code != 220)
+			return client_fail(c, "greeting: %s", r->text);
+		client_send_ehlo(c);
+		return 0;
+	case CLIENT_EHLO:
+		if (r->code >= 200 && r->code < 300) {
+			c->caps = c->newcaps;
+			return client_after_hello(c);
+		}
+		/* RFC 5321 3.2: a server that does not know EHLO says 5yz. */
+		if (r->code >= 500 && !c->tls_active) {
+			client_cmd(c, "HELO %s", c->helo);
+			client_enter(c, CLIENT_HELO);
+			client_arm(c, c->command_timeout);
+			return 0;
+		}
+		return client_fail(c, "EHLO: %s", r->text);
+	case CLIENT_HELO:
+		if (r->code < 200 || r->code >= 300)
+			return client_fail(c, "HELO: %s", r->text);
+		memset(&c->caps, 0, sizeof(c->caps));
+		return client_after_hello(c);
+	case CLIENT_STARTTLS:
+		if (r->code == 220)
+			return client_starttls(c);
+		if (c->tls == SMTP_TLS_REQUIRED || r->code == 421)
+			return client_fail(c, "STARTTLS: %s", r->text);
+		return client_ready(c);
+	case CLIENT_MAIL:
+	case CLIENT_RCPT:
+	case CLIENT_DATA:
+	case CLIENT_BODY:
+	case CLIENT_DOT:
+	case CLIENT_RSET:
+		return client_on_txn_reply(c);
+	case CLIENT_QUIT:
+		return client_release(c);
+	case CLIENT_READY:
+		/* Unasked-for reply, e.g. 421 on an idle timeout. */
+		log_debug("smtp client peer=%s closing after unexpected reply",
+		    c->peer);
+		client_drop(c);
+		return 0;
+	default:
+		return client_fail(c, "unexpected reply %s: %s",
+		    client_states[c->state].where, r->text);
+	}
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+	int r;
+
+	/* c->bev changes under us at STARTTLS; bev may be stale. */
+	while (c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		if ((r = client_parse(c)) == 0)
+			return;
+		if (r == -1) {
+			client_fail(c, "protocol error %s: %s",
+			    client_states[c->state].where, c->err);
+			return;
+		}
+		if (client_dispatch(c) == -1)
+			return;
+	}
+}
+
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	if (c->state == CLIENT_BODY)
+		client_fill(c);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+	char reason[256];
+	unsigned long e;
+	int saved = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->state == CLIENT_CONNECT) {
+			/* connect_timeout covers the greeting too. */
+			client_enter(c, CLIENT_GREETING);
+		} else if (c->state == CLIENT_HANDSHAKE) {
+			c->tls_active = 1;
+			tls_describe(c->ssl, c->tls_info, sizeof(c->tls_info));
+			log_debug("smtp client peer=%s tls=%s", c->peer,
+			    log_safe(c->tls_info));
+			/* RFC 3207 4.2: forget all we learned before TLS. */
+			memset(&c->caps, 0, sizeof(c->caps));
+			client_send_ehlo(c);
+		}
+		return;
+	}
+	if (c->state == CLIENT_QUIT) {
+		client_release(c);
+		return;
+	}
+	if (c->state == CLIENT_CONNECT) {
+		client_fail(c, "connect: %s", saved != 0 ?
+		    evutil_socket_error_to_string(saved) : "failed");
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL &&
+	    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+		while (bufferevent_get_openssl_error(c->bev) != 0)
+			;
+		client_fail(c, "TLS error %s: %s",
+		    client_states[c->state].where, reason);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && saved != 0) {
+		client_fail(c, "lost connection %s (%s)",
+		    client_states[c->state].where,
+		    evutil_socket_error_to_string(saved));
+		return;
+	}
+	client_fail(c, "lost connection %s", client_states[c->state].where);
+}
+
+static void
+client_format_peer(struct smtp_client *c, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN];
+	const void *a;
+	int port;
+
+	if (sa->sa_family == AF_INET) {
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "[unknown]");
+		return;
+	}
+	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
+		snprintf(host, sizeof(host), "?");
+	snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, port);
+}
+
+struct smtp_client *
+smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
+    socklen_t addrlen, const struct smtp_client_config *cfg,
+    smtp_client_ready_cb cb, void *arg)
+{
+	struct smtp_client *c;
+	int saved;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->base = base;
+	c->tls = cfg->tls;
+	c->ssl_ctx = cfg->ssl_ctx;
+	/* RFC 5321 4.5.3.2 minimums: 5 min per command, 10 for the dot. */
+	c->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 300;
+	c->command_timeout = cfg->command_timeout > 0 ? cfg->command_timeout : 300;
+	c->data_timeout = cfg->data_timeout > 0 ? cfg->data_timeout : 600;
+	c->ready_cb = cb;
+	c->ready_arg = arg;
+	c->state = CLIENT_CONNECT;
+	client_format_peer(c, addr);
+	/* RFC 1035 2.3.4: a name has at most 255 octets. */
+	if (cfg->helo != NULL && *cfg->helo != '\0' &&
+	    strlen(cfg->helo) <= 255 && client_path_ok(cfg->helo))
+		c->helo = strdup(cfg->helo);
+	else {
+		log_warning("smtp client: bad EHLO name, using localhost");
+		c->helo = strdup("localhost");
+	}
+	if (cfg->servername != NULL)
+		c->servername = strdup(cfg->servername);
+	c->timer = evtimer_new(base, client_timer_cb, c);
+	c->defer = event_new(base, -1, 0, client_defer_cb, c);
+	c->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (c->helo == NULL || (cfg->servername != NULL &&
+	    c->servername == NULL) || c->timer == NULL || c->defer == NULL ||
+	    c->bev == NULL)
+		goto fail;
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
+	    client_event_cb, c);
+	client_arm(c, c->connect_timeout);
+	if (bufferevent_socket_connect(c->bev, addr, (int)addrlen) == -1) {
+		/* Report through ready_cb like any other connect failure. */
+		saved = errno;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		evtimer_del(c->timer);
+		snprintf(c->err, sizeof(c->err), "connect: %s",
+		    saved != 0 ? strerror(saved) : "failed");
+		c->defer_ready = 1;
+		event_active(c->defer, EV_TIMEOUT, 1);
+		return c;
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
+
+fail:
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->defer != NULL)
+		event_free(c->defer);
+	free(c->helo);
+	free(c->servername);
+	free(c);
+	return NULL;
+}
+
+/* Checks that need no server: answered from the loop, connection kept. */
+static int
+client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
+{
+	const struct smtp_client_msg *m = c->txn.m;
+	unsigned char tail[2];
+	size_t i, nvalid = 0;
+	ssize_t n;
+
+	if (!client_path_ok(m->sender)) {
+		client_reply_local(r, 553, "553 5.1.7 invalid sender address");
+		return -1;
+	}
+	for (i = 0; i < m->nrcpt; i++) {
+		if (m->rcpts[i] != NULL && *m->rcpts[i] != '\0' &&
+		    client_path_ok(m->rcpts[i])) {
+			nvalid++;
+			continue;
+		}
+		client_reply_local(&c->txn.replies[i], 553,
+		    "553 5.1.3 invalid recipient address");
+		c->txn.done[i] = 1;
+	}
+	if (nvalid == 0) {
+		client_reply_local(r, 553, "553 5.1.3 no valid recipient");
+		return -1;
+	}
+	/* RFC 1870 6.1: do not send what the server said it would refuse. */
+	if (c->caps.size && c->caps.size_max > 0 &&
+	    (unsigned long long)m->size > c->caps.size_max) {
+		client_reply_local(r, 552, "552 5.3.4 message size %lld exceeds "
+		    "the limit %llu of %s", (long long)m->size,
+		    c->caps.size_max, c->peer);
+		return -1;
+	}
+	/* RFC 6531 3.2: no downgrade; the message cannot go this way. */
+	if (m->smtputf8 && !c->caps.smtputf8) {
+		client_reply_local(r, 553, "553 5.6.7 SMTPUTF8 needed but not "
+		    "offered by %s", c->peer);
+		return -1;
+	}
+	if (m->size < 0 || m->fd < 0) {
+		client_reply_local(r, 0, "local error: no message content");
+		return -1;
+	}
+	c->txn.need_crlf = 0;
+	if (m->size > 0) {
+		i = m->size >= 2 ? 2 : 1;
+		do
+			n = pread(m->fd, tail, i, m->size - (off_t)i);
+		while (n == -1 && errno == EINTR);
+		if (n != (ssize_t)i) {
+			client_reply_local(r, 0, "local error: read: %s",
+			    n == -1 ? strerror(errno) : "short file");
+			return -1;
+		}
+		c->txn.need_crlf = i < 2 || tail[0] != '\r' || tail[1] != '\n';
+	}
+	return 0;
+}
+
+int
+smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
+    smtp_client_sent_cb cb, void *arg)
+{
+	struct client_txn *t = &c->txn;
+	struct smtp_client_reply r;
+	char params[64];
+	size_t i;
+
+	if (c->freed || c->in_txn || m == NULL || cb == NULL ||
+	    m->nrcpt == 0 || m->rcpts == NULL || m->sender == NULL ||
+	    (c->state != CLIENT_READY && c->state != CLIENT_DEAD))
+		return -1;
+	memset(t, 0, sizeof(*t));
+	t->replies = calloc(m->nrcpt, sizeof(*t->replies));
+	t->done = calloc(m->nrcpt, 1);
+	if (t->replies == NULL || t->done == NULL) {
+		free(t->replies);
+		free(t->done);
+		memset(t, 0, sizeof(*t));
+		return -1;
+	}
+	t->m = m;
+	t->cb = cb;
+	t->arg = arg;
+	c->in_txn = 1;
+	if (c->state == CLIENT_DEAD) {
+		client_reply_local(&r, 0, "lost connection while idle");
+		client_defer_txn(c, &r, 0);
+		return 0;
+	}
+	if (client_local_checks(c, &r) == -1) {
+		client_defer_txn(c, &r, 1);
+		return 0;
+	}
+	t->bdat = c->caps.chunking;
+	/* RFC 1870 SIZE=, RFC 6152 BODY=, RFC 6531 SMTPUTF8. */
+	params[0] = '\0';
+	if (c->caps.size)
+		snprintf(params, sizeof(params), " SIZE=%lld",
+		    (long long)m->size);
+	if (m->body_8bit && c->caps.eightbit)
+		strncat(params, " BODY=8BITMIME",
+		    sizeof(params) - strlen(params) - 1);
+	if (m->smtputf8)
+		strncat(params, " SMTPUTF8",
+		    sizeof(params) - strlen(params) - 1);
+	client_cmd(c, "MAIL FROM:<%s>%s", m->sender, params);
+	t->next_send = t->next_reply = client_next_rcpt(c, 0);
+	/* RFC 2920 3.1: MAIL and the RCPTs go out as one group. */
+	if (c->caps.pipelining)
+		for (i = t->next_send; i < m->nrcpt; i = t->next_send)
+			client_send_rcpt(c);
+	client_enter(c, CLIENT_MAIL);
+	client_arm(c, c->command_timeout);
+	return 0;
+}
+
+void
+smtp_client_quit(struct smtp_client *c)
+{
+	if (c == NULL || c->freed)
+		return;
+	if (c->state != CLIENT_READY) {
+		client_release(c);
+		return;
+	}
+	client_cmd(c, "QUIT");
+	client_enter(c, CLIENT_QUIT);
+	client_arm(c, c->command_timeout);
+}
+
+void
+smtp_client_free(struct smtp_client *c)
+{
+	if (c == NULL || c->freed)
+		return;
+	client_release(c);
+}
+
+const char *
+smtp_client_peer(const struct smtp_client *c)
+{
+	return c->peer;
+}
+
+const char *
+smtp_client_tls_info(const struct smtp_client *c)
+{
+	return c->tls_info;
+}
