@@ -174,7 +174,6 @@ static void
 daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct gateway *gw = arg;
-	static struct event *check;
 	struct timeval tv = { 0, 50000 }, grace = { 5, 0 };
 
 	if (sig == SIGHUP) {
@@ -193,9 +192,9 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 	listener_close_all(gw);
 	listener_shutdown_sessions(gw);
 	/* Sessions finish writing their 421; give them a moment. */
-	check = event_new(gw->base, -1, EV_PERSIST, daemon_exit_check_cb, gw);
-	if (check)
-		event_add(check, &tv);
+	gw->exit_check = event_new(gw->base, -1, EV_PERSIST, daemon_exit_check_cb, gw);
+	if (gw->exit_check)
+		event_add(gw->exit_check, &tv);
 	event_base_loopexit(gw->base, &grace);
 }
 
@@ -293,7 +292,18 @@ out:
 	for (i = 0; i < 4; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	if (gw.exit_check)
+		event_free(gw.exit_check);
 	listener_close_all(&gw);
+	if (gw.conns) {
+		/* Sessions still open after the grace period are dropped
+		 * (their unacknowledged messages removed by on_txn_end). */
+		struct gw_conn *c;
+
+		for (c = gw.conns; c; c = c->next)
+			smtp_session_abort(c->s);
+		event_base_loop(gw.base, EVLOOP_NONBLOCK);
+	}
 	scheduler_free(gw.sched);
 	delivery_ctx_free(gw.dctx);
 	spool_close(gw.spool);
@@ -303,7 +313,8 @@ out:
 		SSL_CTX_free(gw.client_ssl);
 	free(gw.routes);
 	free(gw.hosts);
-	/* Sessions still open after the grace period are simply dropped. */
+	if (gw.base)
+		event_base_free(gw.base);
 	config_free(gw.cfg);
 	return rc;
 }

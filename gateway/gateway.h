@@ -40,6 +40,7 @@ struct gateway {
 	struct gw_conn *conns;		/* open client connections */
 	size_t nconns;
 	int stopping;
+	struct event *exit_check;
 };
 
 /* listener.c */

@@ -169,6 +169,8 @@ inbound_data_end(struct smtp_session *s, void *arg)
 
 	memset(&env, 0, sizeof(env));
 	c->msg = NULL;
+	if (m == NULL)
+		goto fail;
 	env.arrival = time(NULL);
 	if (envelope_set(&env.session, smtp_session_id(s)) == -1 ||
 	    envelope_set(&env.client_ip, c->ip) == -1 ||

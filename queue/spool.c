@@ -419,7 +419,8 @@ spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg),
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), spool_cmp);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), spool_cmp);
 	for (i = 0; i < n; i++) {
 		char id[ID_LEN + 1], *dot = strrchr(names[i], '.');
 		struct envelope env;

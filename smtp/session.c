@@ -978,6 +978,12 @@ smtp_session_shutdown(struct smtp_session *s, const char *text)
 	session_close(s);
 }
 
+void
+smtp_session_abort(struct smtp_session *s)
+{
+	session_kill(s);
+}
+
 static void
 session_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -990,7 +996,8 @@ session_resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->greeting_due) {
 		s->greeting_due = 0;
 		session_wait(s, P_GREETING);
-		return;
+		if (s->pending != P_NONE)
+			return;
 	}
 	session_process(s);
 }

@@ -85,6 +85,10 @@ void smtp_session_reply(struct smtp_session *s, int code, const char *fmt, ...)
  * (shutdown, limits). A pending decision is abandoned. */
 void smtp_session_shutdown(struct smtp_session *s, const char *text);
 
+/* Drop the connection without a reply; on_txn_end/on_close follow from
+ * the event loop (used at exit, after smtp_session_shutdown's grace). */
+void smtp_session_abort(struct smtp_session *s);
+
 /* Per-session data for the hook owner. */
 void smtp_session_set_udata(struct smtp_session *s, void *udata);
 void *smtp_session_udata(const struct smtp_session *s);
