@@ -53,7 +53,8 @@ UNIT_TESTS = \
 	test_path \
 	test_datastream \
 	test_config \
-	test_spool
+	test_spool \
+	test_session
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path
 

@@ -1,0 +1,314 @@
+/*
+ * smtp/session driven over a socketpair with a real event loop: hooks that
+ * answer later (timers) must hold the session still — pipelined commands
+ * wait, replies come in order — and the content reaches on_data_chunk
+ * unstuffed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "lib/buf.h"
+#include "smtp/session.h"
+
+struct harness {
+	struct event_base *base;
+	struct smtp_session *s;
+	struct event *later;		/* pending async decision */
+	int later_code;
+	char later_text[128];
+	struct buf content;
+	struct buf events;		/* hook call order */
+	int client_fd;
+	struct buf replies;
+	struct event *rd;
+	int closed;
+	int txn_ends;
+	int close_on_mail;		/* client vanishes while MAIL is pending */
+};
+
+static void
+later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct harness *h = arg;
+
+	if (h->later_code == 0)
+		smtp_session_accept(h->s);
+	else
+		smtp_session_reply(h->s, h->later_code, "%s", h->later_text);
+}
+
+static void
+answer_later(struct harness *h, int code, const char *text)
+{
+	struct timeval tv = { 0, 30000 };
+
+	h->later_code = code;
+	snprintf(h->later_text, sizeof(h->later_text), "%s", text);
+	evtimer_add(h->later, &tv);
+}
+
+static void
+hk_connect(struct smtp_session *s, void *arg)
+{
+	struct harness *h = arg;
+
+	h->s = s;
+	buf_appends(&h->events, "connect;");
+	smtp_session_accept(s);
+}
+
+static void
+hk_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
+{
+	struct harness *h = arg;
+
+	buf_appendf(&h->events, "mail=%s;", a->path);
+	if (h->close_on_mail) {
+		close(h->client_fd);
+		h->client_fd = open("/dev/null", O_RDONLY);
+	}
+	answer_later(h, 0, "");
+}
+
+static void
+hk_rcpt(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
+{
+	struct harness *h = arg;
+
+	buf_appendf(&h->events, "rcpt=%s;", a->path);
+	if (strncmp(a->path, "bad@", 4) == 0)
+		answer_later(h, 550, "5.7.1 no");
+	else
+		answer_later(h, 0, "");
+}
+
+static int
+hk_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
+{
+	struct harness *h = arg;
+
+	buf_append(&h->content, p, n);
+	return 0;
+}
+
+static void
+hk_data_end(struct smtp_session *s, void *arg)
+{
+	struct harness *h = arg;
+
+	buf_appendf(&h->events, "end:%zu;", smtp_session_rcpt_count(s));
+	answer_later(h, 250, "2.0.0 Ok: queued as TEST");
+}
+
+static void
+hk_txn_end(struct smtp_session *s, void *arg)
+{
+	struct harness *h = arg;
+
+	h->txn_ends++;
+}
+
+static void
+hk_close(struct smtp_session *s, void *arg)
+{
+	struct harness *h = arg;
+
+	evtimer_del(h->later);	/* the owner cancels what it had pending */
+	h->closed = 1;
+	h->s = NULL;
+}
+
+static const struct smtp_hooks hooks = {
+	.on_connect = hk_connect,
+	.on_mail = hk_mail,
+	.on_rcpt = hk_rcpt,
+	.on_data_chunk = hk_chunk,
+	.on_data_end = hk_data_end,
+	.on_txn_end = hk_txn_end,
+	.on_close = hk_close,
+};
+
+static const struct smtp_server_config scfg = {
+	.hostname = "mx.test",
+	.ssl_ctx = NULL,
+	.max_size = 1000000,
+	.max_rcpts = 100,
+	.command_timeout = 5,
+	.data_timeout = 5,
+};
+
+static void
+client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct harness *h = arg;
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof(b));
+
+	if (n <= 0) {
+		event_del(h->rd);
+		event_base_loopbreak(h->base);
+		return;
+	}
+	buf_append(&h->replies, b, (size_t)n);
+}
+
+static void
+run_dialogue(struct harness *h, const char *input, size_t len)
+{
+	struct sockaddr_in peer;
+	struct timeval limit = { 5, 0 };
+	int sv[2];
+
+	memset(h, 0, sizeof(*h));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	h->base = event_base_new();
+	h->later = evtimer_new(h->base, later_cb, h);
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &peer.sin_addr);
+	assert_non_null(smtp_session_new(h->base, sv[0], (struct sockaddr *)&peer,
+	    sizeof(peer), &scfg, &hooks, h));
+	h->client_fd = sv[1];
+	assert_int_equal(write(sv[1], input, len), (ssize_t)len);
+	h->rd = event_new(h->base, sv[1], EV_READ | EV_PERSIST, client_read_cb, h);
+	event_add(h->rd, NULL);
+	event_base_loopexit(h->base, &limit);
+	event_base_dispatch(h->base);
+}
+
+static void
+harness_free(struct harness *h)
+{
+	/* let the session finish freeing itself */
+	event_base_loop(h->base, EVLOOP_NONBLOCK);
+	event_free(h->rd);
+	event_free(h->later);
+	event_base_free(h->base);
+	close(h->client_fd);
+	buf_free(&h->content);
+	buf_free(&h->events);
+	buf_free(&h->replies);
+}
+
+static void
+test_async_pipelined(void **state)
+{
+	static const char in[] =
+	    "EHLO client.test\r\n"
+	    "MAIL FROM:<a@b.test>\r\n"
+	    "RCPT TO:<bad@x.test>\r\n"
+	    "RCPT TO:<good@x.test>\r\n"
+	    "DATA\r\n"
+	    "Subject: hi\r\n"
+	    "\r\n"
+	    "..dot line\r\n"
+	    "body\r\n"
+	    ".\r\n"
+	    "QUIT\r\n";
+	static const char want[] =
+	    "220 mx.test ESMTP mxgate\r\n"
+	    "250-mx.test\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-SIZE 1000000\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250-8BITMIME\r\n"
+	    "250-CHUNKING\r\n"
+	    "250 SMTPUTF8\r\n"
+	    "250 2.1.0 Ok\r\n"
+	    "550 5.7.1 no\r\n"
+	    "250 2.1.5 Ok\r\n"
+	    "354 End data with <CR><LF>.<CR><LF>\r\n"
+	    "250 2.0.0 Ok: queued as TEST\r\n"
+	    "221 2.0.0 Bye\r\n";
+	struct harness h;
+
+	run_dialogue(&h, in, sizeof(in) - 1);
+	assert_string_equal(h.replies.data, want);
+	assert_string_equal(h.events.data,
+	    "connect;mail=a@b.test;rcpt=bad@x.test;rcpt=good@x.test;end:1;");
+	assert_string_equal(h.content.data, "Subject: hi\r\n\r\n.dot line\r\nbody\r\n");
+	assert_int_equal(h.closed, 1);
+	assert_int_equal(h.txn_ends, 1);
+	harness_free(&h);
+}
+
+static void
+test_smuggled_commands_stay_data(void **state)
+{
+	/* <LF>.<LF> must not end DATA; the message is refused at the real
+	 * end and the embedded MAIL is never seen by a hook. */
+	static const char in[] =
+	    "HELO c\r\n"
+	    "MAIL FROM:<a@b.test>\r\n"
+	    "RCPT TO:<good@x.test>\r\n"
+	    "DATA\r\n"
+	    "x\n.\nMAIL FROM:<evil@e.test>\r\n"
+	    ".\r\n"
+	    "QUIT\r\n";
+	struct harness h;
+
+	run_dialogue(&h, in, sizeof(in) - 1);
+	assert_non_null(strstr(h.replies.data, "554 5.6.0 Message refused: bare LF"));
+	assert_null(strstr(h.events.data, "evil"));
+	assert_null(strstr(h.events.data, "end:"));
+	assert_non_null(strstr(h.replies.data, "221 2.0.0 Bye"));
+	harness_free(&h);
+}
+
+static void
+test_close_while_pending(void **state)
+{
+	/* The client leaves while MAIL awaits its decision: the late answer
+	 * finds the connection gone, on_close comes once, nothing leaks. */
+	static const char in[] = "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n";
+	struct harness h;
+	struct sockaddr_in peer;
+	struct timeval limit = { 1, 0 };
+	int sv[2];
+
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	h.base = event_base_new();
+	h.later = evtimer_new(h.base, later_cb, &h);
+	h.close_on_mail = 1;
+	h.client_fd = sv[1];
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	assert_non_null(smtp_session_new(h.base, sv[0], (struct sockaddr *)&peer,
+	    sizeof(peer), &scfg, &hooks, &h));
+	assert_int_equal(write(sv[1], in, sizeof(in) - 1), (ssize_t)(sizeof(in) - 1));
+	h.rd = event_new(h.base, -1, 0, client_read_cb, &h);
+	event_base_loopexit(h.base, &limit);
+	event_base_dispatch(h.base);
+	assert_int_equal(h.closed, 1);
+	assert_string_equal(h.events.data, "connect;mail=a@b.test;");
+	harness_free(&h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_async_pipelined),
+		cmocka_unit_test(test_smuggled_commands_stay_data),
+		cmocka_unit_test(test_close_while_pending),
+	};
+
+	signal(SIGPIPE, SIG_IGN);	/* as the daemon does */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
