@@ -7,7 +7,13 @@
  * SIGTERM/SIGINT: stop accepting, end every session with 421 (a message
  * not yet acknowledged is discarded; the client will retry), stop
  * delivery attempts (their recipients stay pending in the spool), exit.
- * SIGHUP: configuration reload is not supported yet; it is logged.
+ * SIGHUP: reload the configuration without dropping connections. A new
+ * configuration that fails to load, or that changes what only a restart can
+ * change (listeners, spool, user), is refused with the reason logged and the
+ * running one kept. Open sessions keep going; they see new limits and
+ * domains from their next command on. Delivery attempts in progress finish
+ * with the routes they started with: replaced configurations are retired,
+ * not freed, until no attempt is in progress.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -161,6 +167,150 @@ daemon_drop_privileges(struct gateway *gw)
 	return 0;
 }
 
+struct gw_retired {
+	struct config *cfg;
+	struct delivery_route *routes;
+	struct delivery_host *hosts;
+	SSL_CTX *server_ssl;
+	struct gw_retired *next;
+};
+
+static void
+daemon_free_retired(struct gateway *gw)
+{
+	struct gw_retired *r;
+
+	while ((r = gw->retired) != NULL) {
+		gw->retired = r->next;
+		config_free(r->cfg);
+		free(r->routes);
+		free(r->hosts);
+		if (r->server_ssl)
+			SSL_CTX_free(r->server_ssl);
+		free(r);
+	}
+}
+
+static void
+daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
+    struct scheduler_params *sp)
+{
+	const struct config *cfg = gw->cfg;
+
+	gw->server_cfg.hostname = cfg->hostname;
+	gw->server_cfg.ssl_ctx = gw->server_ssl;
+	gw->server_cfg.max_size = cfg->max_size;
+	gw->server_cfg.max_rcpts = cfg->max_rcpts;
+	gw->server_cfg.command_timeout = cfg->command_timeout;
+	gw->server_cfg.data_timeout = cfg->data_timeout;
+	memset(dp, 0, sizeof(*dp));
+	dp->helo = cfg->hostname;
+	dp->ssl_ctx = gw->client_ssl;
+	dp->connect_timeout = cfg->connect_timeout;
+	dp->command_timeout = cfg->delivery_command_timeout;
+	dp->data_timeout = cfg->delivery_data_timeout;
+	dp->idle_timeout = cfg->idle_timeout;
+	dp->route_for = daemon_route_for;
+	dp->route_arg = gw;
+	memset(sp, 0, sizeof(*sp));
+	sp->hostname = cfg->hostname;
+	sp->concurrency = cfg->delivery_concurrency;
+	sp->retry_initial = cfg->retry_initial;
+	sp->retry_max = cfg->retry_max;
+	sp->max_lifetime = cfg->max_lifetime;
+}
+
+/* What only a restart can change. */
+static const char *
+daemon_fixed_change(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (strcmp(a->spool, b->spool) != 0)
+		return "[server] spool";
+	if (strcmp(a->user ? a->user : "", b->user ? b->user : "") != 0)
+		return "[server] user";
+	if (a->log_syslog != b->log_syslog)
+		return "[server] log";
+	if (a->nlisteners != b->nlisteners)
+		return "the listeners";
+	for (i = 0; i < a->nlisteners; i++)
+		if (strcmp(a->listeners[i].address, b->listeners[i].address) != 0 ||
+		    a->listeners[i].port != b->listeners[i].port ||
+		    a->listeners[i].profile != b->listeners[i].profile)
+			return "the listeners";
+	return NULL;
+}
+
+static void
+daemon_reload(struct gateway *gw)
+{
+	struct buf errors = { 0 };
+	struct config *ncfg;
+	struct gw_retired *old;
+	struct delivery_params dp;
+	struct scheduler_params sp;
+	SSL_CTX *nssl = NULL;
+	const char *fixed;
+	char err[512];
+
+	log_info("SIGHUP: reloading %s", gw->cfg->path);
+	if ((ncfg = config_load(gw->cfg->path, &errors)) == NULL) {
+		char *line, *save = NULL;
+
+		for (line = strtok_r(errors.data, "\n", &save); line;
+		    line = strtok_r(NULL, "\n", &save))
+			log_error("reload: %s", line);
+		log_error("reload refused: keeping the running configuration");
+		buf_free(&errors);
+		return;
+	}
+	buf_free(&errors);
+	if ((fixed = daemon_fixed_change(gw->cfg, ncfg)) != NULL) {
+		log_error("reload refused: %s changed, which needs a restart; "
+		    "keeping the running configuration", fixed);
+		config_free(ncfg);
+		return;
+	}
+	if (ncfg->tls_cert && *ncfg->tls_cert &&
+	    (nssl = tls_server_ctx_new(ncfg->tls_cert, ncfg->tls_key, err,
+	    sizeof(err))) == NULL) {
+		log_error("reload refused: %s; keeping the running configuration", err);
+		config_free(ncfg);
+		return;
+	}
+	if ((old = calloc(1, sizeof(*old))) == NULL) {
+		log_error("reload refused: out of memory");
+		config_free(ncfg);
+		if (nssl)
+			SSL_CTX_free(nssl);
+		return;
+	}
+	/* Retire the running configuration; free older retired ones once
+	 * no delivery attempt can still point into them. */
+	delivery_ctx_drop_idle(gw->dctx);
+	if (delivery_ctx_active(gw->dctx) == 0)
+		daemon_free_retired(gw);
+	old->cfg = gw->cfg;
+	old->routes = gw->routes;
+	old->hosts = gw->hosts;
+	old->server_ssl = gw->server_ssl;
+	old->next = gw->retired;
+	gw->retired = old;
+	gw->cfg = ncfg;
+	gw->server_ssl = nssl;
+	gw->routes = NULL;
+	gw->hosts = NULL;
+	if (daemon_build_routes(gw) == -1)
+		log_fatal("reload: out of memory building routes");
+	daemon_fill_params(gw, &dp, &sp);
+	delivery_ctx_set_params(gw->dctx, &dp);
+	scheduler_set_params(gw->sched, &sp);
+	log_set_level(ncfg->log_level);
+	log_info("configuration reloaded: %zu accepted domain(s), %zu route(s)",
+	    ncfg->ndomains, ncfg->nroutes);
+}
+
 static void
 daemon_exit_check_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -177,8 +327,8 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct timeval tv = { 0, 50000 }, grace = { 5, 0 };
 
 	if (sig == SIGHUP) {
-		log_warning("SIGHUP: configuration reload is not supported yet; "
-		    "restart mxgate to apply changes");
+		if (!gw->stopping)
+			daemon_reload(gw);
 		return;
 	}
 	if (gw->stopping) {
@@ -237,13 +387,6 @@ daemon_serve(const char *config_path, int debug)
 		log_error("%s", err);
 		goto out;
 	}
-	gw.server_cfg.hostname = gw.cfg->hostname;
-	gw.server_cfg.ssl_ctx = gw.server_ssl;
-	gw.server_cfg.max_size = gw.cfg->max_size;
-	gw.server_cfg.max_rcpts = gw.cfg->max_rcpts;
-	gw.server_cfg.command_timeout = gw.cfg->command_timeout;
-	gw.server_cfg.data_timeout = gw.cfg->data_timeout;
-
 	if ((gw.base = event_base_new()) == NULL || daemon_build_routes(&gw) == -1) {
 		log_error("out of memory at start-up");
 		goto out;
@@ -253,21 +396,7 @@ daemon_serve(const char *config_path, int debug)
 	if (daemon_drop_privileges(&gw) == -1)
 		goto out;
 
-	memset(&dp, 0, sizeof(dp));
-	dp.helo = gw.cfg->hostname;
-	dp.ssl_ctx = gw.client_ssl;
-	dp.connect_timeout = gw.cfg->connect_timeout;
-	dp.command_timeout = gw.cfg->delivery_command_timeout;
-	dp.data_timeout = gw.cfg->delivery_data_timeout;
-	dp.idle_timeout = gw.cfg->idle_timeout;
-	dp.route_for = daemon_route_for;
-	dp.route_arg = &gw;
-	memset(&sp, 0, sizeof(sp));
-	sp.hostname = gw.cfg->hostname;
-	sp.concurrency = gw.cfg->delivery_concurrency;
-	sp.retry_initial = gw.cfg->retry_initial;
-	sp.retry_max = gw.cfg->retry_max;
-	sp.max_lifetime = gw.cfg->max_lifetime;
+	daemon_fill_params(&gw, &dp, &sp);
 	if ((gw.dctx = delivery_ctx_new(gw.base, &dp)) == NULL ||
 	    (gw.sched = scheduler_new(gw.base, gw.spool, gw.dctx, &sp)) == NULL) {
 		log_error("out of memory at start-up");
@@ -313,6 +442,7 @@ out:
 		SSL_CTX_free(gw.client_ssl);
 	free(gw.routes);
 	free(gw.hosts);
+	daemon_free_retired(&gw);
 	if (gw.base)
 		event_base_free(gw.base);
 	config_free(gw.cfg);

@@ -23,6 +23,7 @@
 struct event_base;
 struct evconnlistener;
 struct gw_conn;
+struct gw_retired;
 
 struct gateway {
 	struct event_base *base;
@@ -41,6 +42,7 @@ struct gateway {
 	size_t nconns;
 	int stopping;
 	struct event *exit_check;
+	struct gw_retired *retired;	/* replaced by reloads, see daemon.c */
 };
 
 /* listener.c */

@@ -132,6 +132,37 @@ conn_take_idle(struct delivery_ctx *ctx, const struct delivery_route *r)
 }
 
 void
+delivery_ctx_set_params(struct delivery_ctx *ctx,
+    const struct delivery_params *params)
+{
+	ctx->p = *params;
+}
+
+void
+delivery_ctx_drop_idle(struct delivery_ctx *ctx)
+{
+	struct delivery_conn *c;
+
+	while ((c = ctx->idle) != NULL) {
+		ctx->idle = c->next;
+		smtp_client_quit(c->client);
+		c->client = NULL;
+		conn_free(c);
+	}
+}
+
+size_t
+delivery_ctx_active(const struct delivery_ctx *ctx)
+{
+	const struct delivery_job *j;
+	size_t n = 0;
+
+	for (j = ctx->jobs; j; j = j->next_job)
+		n++;
+	return n;
+}
+
+void
 delivery_ctx_free(struct delivery_ctx *ctx)
 {
 	struct delivery_conn *c;

@@ -62,6 +62,14 @@ struct delivery_ctx *delivery_ctx_new(struct event_base *base,
 /* Stops every attempt in progress (no callbacks) and closes connections. */
 void delivery_ctx_free(struct delivery_ctx *ctx);
 
+/* New parameters (configuration reload) for attempts started from now on. */
+void delivery_ctx_set_params(struct delivery_ctx *ctx,
+    const struct delivery_params *params);
+/* Close every idle pooled connection (their routes may be going away). */
+void delivery_ctx_drop_idle(struct delivery_ctx *ctx);
+/* Attempts in progress. */
+size_t delivery_ctx_active(const struct delivery_ctx *ctx);
+
 /*
  * Start an attempt for env (borrowed until done_cb) whose content is fd
  * (size octets; closed by delivery when done). Returns -1 on allocation

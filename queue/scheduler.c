@@ -83,6 +83,12 @@ scheduler_free(struct scheduler *s)
 	free(s);
 }
 
+void
+scheduler_set_params(struct scheduler *s, const struct scheduler_params *p)
+{
+	s->p = *p;
+}
+
 size_t
 scheduler_queued(const struct scheduler *s)
 {

@@ -31,6 +31,9 @@ struct scheduler *scheduler_new(struct event_base *base, struct spool *sp,
     struct delivery_ctx *dctx, const struct scheduler_params *p);
 void scheduler_free(struct scheduler *s);
 
+/* New parameters (configuration reload). */
+void scheduler_set_params(struct scheduler *s, const struct scheduler_params *p);
+
 /* A committed message to attempt at `when` (unix seconds; 0 = now). */
 int scheduler_add(struct scheduler *s, const char *id, long long when);
 /* Messages known, attempts running. */
