@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -55,6 +56,28 @@ fs_mkdir(const char *path, unsigned mode)
 		return -1;
 	}
 	return 0;
+}
+
+int
+fs_mkdir_p(const char *path, unsigned mode)
+{
+	char tmp[4096];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i < n; i++) {
+		if (tmp[i] != '/')
+			continue;
+		tmp[i] = '\0';
+		if (fs_mkdir(tmp, 0755) == -1)
+			return -1;
+		tmp[i] = '/';
+	}
+	return fs_mkdir(tmp, mode);
 }
 
 int

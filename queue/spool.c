@@ -54,7 +54,7 @@ spool_open(const char *dir, char *err, size_t errlen)
 	snprintf(sp->tmp, sizeof(sp->tmp), "%s/tmp", dir);
 	snprintf(sp->queue, sizeof(sp->queue), "%s/queue", dir);
 	snprintf(sp->corrupt, sizeof(sp->corrupt), "%s/corrupt", dir);
-	if (fs_mkdir(dir, 0700) == -1 || fs_mkdir(sp->tmp, 0700) == -1 ||
+	if (fs_mkdir_p(dir, 0700) == -1 || fs_mkdir(sp->tmp, 0700) == -1 ||
 	    fs_mkdir(sp->queue, 0700) == -1 || fs_mkdir(sp->corrupt, 0700) == -1) {
 		snprintf(err, errlen, "spool %s: cannot create directories: %s",
 		    dir, strerror(errno));

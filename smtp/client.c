@@ -4,13 +4,13 @@
  * Every reply goes through client_dispatch(), which hands it to the
  * handler of the current state; client_enter() is the only writer of the
  * state. Every function that may run a caller's callback returns -1 when
- * the client is gone afterwards (the caller freed it), and its callers
- * then return at once without touching it.
+ * the client is gone afterwards (the caller freed it); its callers then
+ * return at once without touching it.
  */
 #include "smtp/client.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,21 +38,10 @@
 #define CLIENT_HIWAT	(256 * 1024)	/* stop refilling above */
 
 enum client_state {
-	CLIENT_CONNECT,
-	CLIENT_GREETING,
-	CLIENT_EHLO,
-	CLIENT_HELO,
-	CLIENT_STARTTLS,
-	CLIENT_HANDSHAKE,
-	CLIENT_READY,
-	CLIENT_MAIL,
-	CLIENT_RCPT,
-	CLIENT_DATA,
-	CLIENT_BODY,
-	CLIENT_DOT,
-	CLIENT_RSET,
-	CLIENT_QUIT,
-	CLIENT_DEAD,
+	CLIENT_CONNECT, CLIENT_GREETING, CLIENT_EHLO, CLIENT_HELO,
+	CLIENT_STARTTLS, CLIENT_HANDSHAKE, CLIENT_READY, CLIENT_MAIL,
+	CLIENT_RCPT, CLIENT_DATA, CLIENT_BODY, CLIENT_DOT, CLIENT_RSET,
+	CLIENT_QUIT, CLIENT_DEAD,
 };
 
 /* Name for logs, and where a failure happened for reply texts. */
@@ -77,14 +66,23 @@ static const struct {
 	{ "dead", "after close" },
 };
 
-struct client_caps {
-	int	 pipelining;
-	int	 chunking;
-	int	 eightbit;
-	int	 smtputf8;
-	int	 starttls;
-	int	 size;
-	unsigned long long size_max;	/* 0: no limit */
+#define CAP_PIPELINING	0x01
+#define CAP_CHUNKING	0x02
+#define CAP_8BITMIME	0x04
+#define CAP_SMTPUTF8	0x08
+#define CAP_STARTTLS	0x10
+#define CAP_SIZE	0x20
+
+static const struct {
+	const char *keyword;
+	unsigned flag;
+} client_keywords[] = {
+	{ "PIPELINING", CAP_PIPELINING },	/* RFC 2920 */
+	{ "CHUNKING", CAP_CHUNKING },		/* RFC 3030 */
+	{ "8BITMIME", CAP_8BITMIME },		/* RFC 6152 */
+	{ "SMTPUTF8", CAP_SMTPUTF8 },		/* RFC 6531 */
+	{ "STARTTLS", CAP_STARTTLS },		/* RFC 3207 */
+	{ "SIZE", CAP_SIZE },			/* RFC 1870 */
 };
 
 struct client_txn {
@@ -122,8 +120,9 @@ struct smtp_client {
 	smtp_client_ready_cb ready_cb;
 	void		*ready_arg;
 
-	struct client_caps caps;	/* in force */
-	struct client_caps newcaps;	/* being read from EHLO */
+	unsigned	 caps, newcaps;	/* in force; being read from EHLO */
+	unsigned long long size_max;	/* RFC 1870 limit, 0: none */
+	unsigned long long new_size_max;
 	int		 tls_active;
 	int		 in_cb;		/* depth of caller callbacks */
 	int		 freed;		/* freed from inside a callback */
@@ -135,10 +134,9 @@ struct smtp_client {
 	int		 reply_lines;
 	char		 reply_esc[16];	/* enhanced code of the first line */
 
-	char		*chunk;		/* CLIENT_CHUNK bytes, lazily */
-	char		*stuffed;	/* 2 * CLIENT_CHUNK bytes, lazily */
+	char		*chunk;		/* 3 * CLIENT_CHUNK: read, stuffed */
 	char		 err[512];
-	char		 peer[64];
+	char		 peer[80];
 	char		 tls_info[128];
 };
 
@@ -147,7 +145,8 @@ static void client_write_cb(struct bufferevent *, void *);
 static void client_event_cb(struct bufferevent *, short, void *);
 static int client_fail(struct smtp_client *, const char *, ...)
 	__attribute__((format(printf, 2, 3)));
-static int client_fill(struct smtp_client *);
+static void client_cmd(struct smtp_client *, const char *, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 client_enter(struct smtp_client *c, enum client_state state)
@@ -165,6 +164,15 @@ client_arm(struct smtp_client *c, int secs)
 	evtimer_add(c->timer, &tv);
 }
 
+/* Enter a state that waits for a reply. */
+static int
+client_wait(struct smtp_client *c, enum client_state state)
+{
+	client_enter(c, state);
+	client_arm(c, c->command_timeout);
+	return 0;
+}
+
 /* Close the connection; the struct lives on in state dead. */
 static void
 client_drop(struct smtp_client *c)
@@ -175,7 +183,8 @@ client_drop(struct smtp_client *c)
 		c->bev = NULL;
 	}
 	c->ssl = NULL;
-	evtimer_del(c->timer);
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
 	if (c->state != CLIENT_DEAD)
 		client_enter(c, CLIENT_DEAD);
 }
@@ -184,14 +193,15 @@ static void
 client_destroy(struct smtp_client *c)
 {
 	client_drop(c);
-	event_free(c->timer);
-	event_free(c->defer);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->defer != NULL)
+		event_free(c->defer);
 	free(c->txn.replies);
 	free(c->txn.done);
 	free(c->helo);
 	free(c->servername);
 	free(c->chunk);
-	free(c->stuffed);
 	free(c);
 }
 
@@ -208,18 +218,24 @@ client_release(struct smtp_client *c)
 	return -1;
 }
 
-/* Append " "-joined text to the reply, truncating to fit. */
-static void
-client_text_append(struct smtp_client_reply *r, const char *s, size_t n)
+/* After a caller's callback: -1 if it freed us. */
+static int
+client_cb_done(struct smtp_client *c)
 {
-	size_t len = strlen(r->text);
+	c->in_cb--;
+	if (!c->freed)
+		return 0;
+	if (c->in_cb == 0)
+		client_destroy(c);
+	return -1;
+}
 
-	if (len >= sizeof(r->text) - 1)
-		return;
-	if (n > sizeof(r->text) - 1 - len)
-		n = sizeof(r->text) - 1 - len;
-	memcpy(r->text + len, s, n);
-	r->text[len + n] = '\0';
+static int
+client_call_ready(struct smtp_client *c, int ok, const char *err)
+{
+	c->in_cb++;
+	c->ready_cb(c, ok, err, c->ready_arg);
+	return client_cb_done(c);
 }
 
 static void
@@ -234,20 +250,6 @@ client_reply_local(struct smtp_client_reply *r, int code, const char *fmt,
 	va_end(ap);
 }
 
-static int
-client_call_ready(struct smtp_client *c, int ok, const char *err)
-{
-	c->in_cb++;
-	c->ready_cb(c, ok, err, c->ready_arg);
-	c->in_cb--;
-	if (c->freed) {
-		if (c->in_cb == 0)
-			client_destroy(c);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * End the transaction: recipients without a final reply get r. The
  * connection stays for another message only if conn_ok and still open.
@@ -258,6 +260,7 @@ client_finish(struct smtp_client *c, const struct smtp_client_reply *r,
 {
 	struct client_txn t = c->txn;
 	size_t i;
+	int rv;
 
 	for (i = 0; i < t.m->nrcpt; i++)
 		if (!t.done[i])
@@ -274,15 +277,10 @@ client_finish(struct smtp_client *c, const struct smtp_client_reply *r,
 	}
 	c->in_cb++;
 	t.cb(c, t.replies, conn_ok, t.arg);
-	c->in_cb--;
+	rv = client_cb_done(c);
 	free(t.replies);
 	free(t.done);
-	if (c->freed) {
-		if (c->in_cb == 0)
-			client_destroy(c);
-		return -1;
-	}
-	return 0;
+	return rv;
 }
 
 /* Connection-level failure: close and tell whoever waits. */
@@ -302,12 +300,10 @@ client_fail(struct smtp_client *c, const char *fmt, ...)
 	client_drop(c);
 	if (state == CLIENT_QUIT)
 		return client_release(c);
-	if (c->in_txn) {
-		/* The reply that made us RSET says more than the loss. */
-		if (state == CLIENT_RSET)
-			return client_finish(c, &c->txn.final, 0);
-		return client_finish(c, &r, 0);
-	}
+	/* The reply that made us RSET says more than the loss. */
+	if (c->in_txn)
+		return client_finish(c, state == CLIENT_RSET ?
+		    &c->txn.final : &r, 0);
 	if (state < CLIENT_READY)
 		return client_call_ready(c, 0, r.text);
 	return 0;
@@ -340,18 +336,13 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_client *c = arg;
 
-	if (c->state == CLIENT_QUIT) {
+	if (c->state == CLIENT_QUIT)
 		client_release(c);
-		return;
-	}
-	client_fail(c, "timeout %s", client_states[c->state].where);
+	else
+		client_fail(c, "timeout %s", client_states[c->state].where);
 }
 
-/* Commands are added to the output buffer; libevent writes them. */
-static void
-client_cmd(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
+/* Commands are queued on the output buffer; libevent writes them. */
 static void
 client_cmd(struct smtp_client *c, const char *fmt, ...)
 {
@@ -362,7 +353,7 @@ client_cmd(struct smtp_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
-	/* Paths are at most CLIENT_PATH_MAX: commands always fit. */
+	/* Paths and names are length-checked: commands always fit. */
 	log_assert(n >= 0 && (size_t)n < sizeof(line) - 2);
 	log_debug("smtp client peer=%s sent=%s", c->peer, log_safe(line));
 	memcpy(line + n, "\r\n", 2);
@@ -399,13 +390,13 @@ client_send_rcpt(struct smtp_client *c)
 	c->txn.next_send = client_next_rcpt(c, i + 1);
 }
 
-static void
+static int
 client_send_ehlo(struct smtp_client *c)
 {
-	memset(&c->newcaps, 0, sizeof(c->newcaps));
+	c->newcaps = 0;
+	c->new_size_max = 0;
 	client_cmd(c, "EHLO %s", c->helo);
-	client_enter(c, CLIENT_EHLO);
-	client_arm(c, c->command_timeout);
+	return client_wait(c, CLIENT_EHLO);
 }
 
 static int
@@ -416,19 +407,13 @@ client_ready(struct smtp_client *c)
 	return client_call_ready(c, 1, NULL);
 }
 
-static int
-client_is_ip(const char *s)
-{
-	unsigned char a[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
-}
-
 /* RFC 3207 4: after 220 to STARTTLS, the handshake starts at once. */
 static int
 client_starttls(struct smtp_client *c)
 {
+	unsigned char a[sizeof(struct in6_addr)];
 	struct bufferevent *fbev;
+	const char *sni = c->servername;
 	SSL *ssl;
 
 	/*
@@ -440,9 +425,9 @@ client_starttls(struct smtp_client *c)
 	if ((ssl = SSL_new(c->ssl_ctx)) == NULL)
 		return client_fail(c, "STARTTLS: SSL_new failed");
 	/* RFC 6066 3: SNI carries host names only, never literals. */
-	if (c->servername != NULL && *c->servername != '\0' &&
-	    !client_is_ip(c->servername))
-		SSL_set_tlsext_host_name(ssl, c->servername);
+	if (sni != NULL && *sni != '\0' && inet_pton(AF_INET, sni, a) != 1 &&
+	    inet_pton(AF_INET6, sni, a) != 1)
+		SSL_set_tlsext_host_name(ssl, sni);
 	fbev = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -463,65 +448,63 @@ client_starttls(struct smtp_client *c)
 	bufferevent_setcb(fbev, client_read_cb, client_write_cb,
 	    client_event_cb, c);
 	bufferevent_enable(fbev, EV_READ | EV_WRITE);
-	client_enter(c, CLIENT_HANDSHAKE);
-	client_arm(c, c->command_timeout);
-	return 0;
+	return client_wait(c, CLIENT_HANDSHAKE);
 }
 
 /* After EHLO or HELO: STARTTLS if wanted and possible, else ready. */
 static int
 client_after_hello(struct smtp_client *c)
 {
+	const char *why = NULL;
+
 	if (c->tls_active || c->tls == SMTP_TLS_NONE)
 		return client_ready(c);
-	if (c->ssl_ctx == NULL) {
-		if (c->tls == SMTP_TLS_REQUIRED)
-			return client_fail(c,
-			    "STARTTLS required but no TLS client context");
+	if (c->ssl_ctx == NULL)
+		why = "STARTTLS required but no TLS client context";
+	else if (!(c->caps & CAP_STARTTLS))
+		why = "STARTTLS required but not offered";
+	if (why != NULL && c->tls == SMTP_TLS_REQUIRED)
+		return client_fail(c, "%s", why);
+	if (why != NULL)
 		return client_ready(c);
-	}
-	if (!c->caps.starttls) {
-		if (c->tls == SMTP_TLS_REQUIRED)
-			return client_fail(c,
-			    "STARTTLS required but not offered");
-		return client_ready(c);
-	}
 	client_cmd(c, "STARTTLS");
-	client_enter(c, CLIENT_STARTTLS);
-	client_arm(c, c->command_timeout);
-	return 0;
+	return client_wait(c, CLIENT_STARTTLS);
 }
 
 /* One EHLO keyword line (RFC 5321 4.1.1.1): keyword, then parameters. */
 static void
-client_ehlo_line(struct client_caps *caps, const char *s)
+client_ehlo_line(struct smtp_client *c, const char *s)
 {
-	size_t n = strcspn(s, " ");
+	size_t i, n = strcspn(s, " ");
 	unsigned long long v;
 	char *end;
 
-	if (n == 10 && strncasecmp(s, "PIPELINING", n) == 0)
-		caps->pipelining = 1;
-	else if (n == 8 && strncasecmp(s, "CHUNKING", n) == 0)
-		caps->chunking = 1;
-	else if (n == 8 && strncasecmp(s, "8BITMIME", n) == 0)
-		caps->eightbit = 1;
-	else if (n == 8 && strncasecmp(s, "SMTPUTF8", n) == 0)
-		caps->smtputf8 = 1;
-	else if (n == 8 && strncasecmp(s, "STARTTLS", n) == 0)
-		caps->starttls = 1;
-	else if (n == 4 && strncasecmp(s, "SIZE", n) == 0) {
-		/* RFC 1870 4: "SIZE" alone or "SIZE 0" means no fixed limit. */
-		caps->size = 1;
-		caps->size_max = 0;
+	for (i = 0; i < sizeof(client_keywords) / sizeof(client_keywords[0]);
+	    i++)
+		if (strlen(client_keywords[i].keyword) == n &&
+		    strncasecmp(s, client_keywords[i].keyword, n) == 0)
+			c->newcaps |= client_keywords[i].flag;
+	/* RFC 1870 4: "SIZE" alone or "SIZE 0" means no fixed limit. */
+	if (n == 4 && strncasecmp(s, "SIZE", 4) == 0) {
 		s += n + strspn(s + n, " ");
-		if (*s >= '0' && *s <= '9') {
-			errno = 0;
-			v = strtoull(s, &end, 10);
-			if (errno == 0 && (*end == '\0' || *end == ' '))
-				caps->size_max = v;
-		}
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (*s >= '0' && *s <= '9' && errno == 0 &&
+		    (*end == '\0' || *end == ' '))
+			c->new_size_max = v;
 	}
+}
+
+/* Append to the reply text, truncating to fit. */
+static void
+client_text_append(struct smtp_client_reply *r, const char *s, size_t n)
+{
+	size_t len = strlen(r->text);
+
+	if (n > sizeof(r->text) - 1 - len)
+		n = sizeof(r->text) - 1 - len;
+	memcpy(r->text + len, s, n);
+	r->text[len + n] = '\0';
 }
 
 /*
@@ -550,21 +533,22 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
 	s = len > 3 ? line + 4 : line + len;
+	n = strlen(c->reply_esc);
 	if (c->reply_lines == 0) {
 		memset(r, 0, sizeof(*r));
 		if (len > 3)
 			line[3] = ' ';
 		client_text_append(r, line, len);
+		/* RFC 3463 enhanced code, repeated on later lines. */
 		n = strcspn(s, " ");
 		c->reply_esc[0] = '\0';
 		if (n > 0 && n < sizeof(c->reply_esc) && s[0] == line[0] &&
-		    s[1] == '.') {
-			memcpy(c->reply_esc, s, n);
-			c->reply_esc[n] = '\0';
-		}
+		    s[1] == '.')
+			snprintf(c->reply_esc, sizeof(c->reply_esc), "%.*s",
+			    (int)n, s);
 	} else {
-		/* Later lines repeat code and enhanced code; keep the text. */
-		n = strlen(c->reply_esc);
+		if (c->state == CLIENT_EHLO)
+			client_ehlo_line(c, s);
 		if (n > 0 && strncmp(s, c->reply_esc, n) == 0 &&
 		    (s[n] == ' ' || s[n] == '\0'))
 			s += n + (s[n] == ' ');
@@ -572,14 +556,10 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 			client_text_append(r, " ", 1);
 			client_text_append(r, s, strlen(s));
 		}
-		if (c->state == CLIENT_EHLO)
-			client_ehlo_line(&c->newcaps, len > 3 ? line + 4 : "");
 	}
 	r->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
 	    (line[2] - '0');
-	c->reply_lines++;
-	if (last)
-		c->reply_lines = 0;
+	c->reply_lines = last ? 0 : c->reply_lines + 1;
 	return last;
 }
 
@@ -595,13 +575,14 @@ client_parse(struct smtp_client *c)
 
 	for (;;) {
 		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (p.pos == -1) {
-			if (evbuffer_get_length(in) > CLIENT_LINE_MAX)
-				goto toolong;
-			return 0;
+		if ((p.pos == -1 && evbuffer_get_length(in) > CLIENT_LINE_MAX) ||
+		    p.pos > CLIENT_LINE_MAX) {
+			snprintf(c->err, sizeof(c->err),
+			    "reply line longer than %d bytes", CLIENT_LINE_MAX);
+			return -1;
 		}
-		if ((size_t)p.pos > CLIENT_LINE_MAX)
-			goto toolong;
+		if (p.pos == -1)
+			return 0;
 		len = (size_t)p.pos;
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
@@ -609,11 +590,6 @@ client_parse(struct smtp_client *c)
 		if ((r = client_reply_line(c, line, len)) != 0)
 			return r;
 	}
-
-toolong:
-	snprintf(c->err, sizeof(c->err), "reply line longer than %d bytes",
-	    CLIENT_LINE_MAX);
-	return -1;
 }
 
 static int
@@ -621,37 +597,7 @@ client_rset(struct smtp_client *c, const struct smtp_client_reply *r)
 {
 	c->txn.final = *r;
 	client_cmd(c, "RSET");
-	client_enter(c, CLIENT_RSET);
-	client_arm(c, c->command_timeout);
-	return 0;
-}
-
-/* All RCPT replies are in: on to the content, or end the transaction. */
-static int
-client_after_rcpts(struct smtp_client *c)
-{
-	struct client_txn *t = &c->txn;
-	long long n;
-
-	if (t->mail_failed)
-		return client_finish(c, &t->final, 1);
-	if (t->naccepted == 0)
-		return client_rset(c, &c->reply);
-	if (!t->bdat) {
-		client_cmd(c, "DATA");
-		client_enter(c, CLIENT_DATA);
-		client_arm(c, c->command_timeout);
-		return 0;
-	}
-	/*
-	 * RFC 3030 2: one BDAT LAST chunk of the whole content. It needs no
-	 * reply before the data, so the content streams at once.
-	 */
-	n = (long long)t->m->size + (t->need_crlf ? 2 : 0);
-	client_cmd(c, "BDAT %lld LAST", n);
-	client_enter(c, CLIENT_BODY);
-	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
-	return client_fill(c);
+	return client_wait(c, CLIENT_RSET);
 }
 
 /*
@@ -668,24 +614,16 @@ client_fill(struct smtp_client *c)
 	ssize_t n;
 	char *q;
 
-	if (c->chunk == NULL && (c->chunk = malloc(CLIENT_CHUNK)) == NULL)
-		return client_fail(c, "local error: out of memory");
-	if (c->stuffed == NULL &&
-	    (c->stuffed = malloc(2 * CLIENT_CHUNK)) == NULL)
-		return client_fail(c, "local error: out of memory");
 	while (t->off < t->m->size && evbuffer_get_length(out) < CLIENT_HIWAT) {
 		want = CLIENT_CHUNK;
 		if ((off_t)want > t->m->size - t->off)
 			want = (size_t)(t->m->size - t->off);
-		n = pread(t->m->fd, c->chunk, want, t->off);
-		if (n == -1 && errno == EINTR)
+		if ((n = pread(t->m->fd, c->chunk, want, t->off)) == -1 &&
+		    errno == EINTR)
 			continue;
-		if (n == -1)
+		if (n <= 0)
 			return client_fail(c, "local error: read: %s",
-			    strerror(errno));
-		if (n == 0)
-			return client_fail(c,
-			    "local error: message file shorter than its size");
+			    n == 0 ? "file shorter than size" : strerror(errno));
 		t->off += n;
 		if (t->bdat) {
 			evbuffer_add(out, c->chunk, (size_t)n);
@@ -698,7 +636,7 @@ client_fill(struct smtp_client *c)
 		 */
 		p = c->chunk;
 		end = p + n;
-		q = c->stuffed;
+		q = c->chunk + CLIENT_CHUNK;
 		while (p < end) {
 			if (t->bol && *p == '.')
 				*q++ = '.';
@@ -709,7 +647,8 @@ client_fill(struct smtp_client *c)
 			q += nl - p;
 			p = nl;
 		}
-		evbuffer_add(out, c->stuffed, (size_t)(q - c->stuffed));
+		p = c->chunk + CLIENT_CHUNK;
+		evbuffer_add(out, p, (size_t)(q - p));
 	}
 	client_arm(c, c->data_timeout);
 	if (t->off < t->m->size)
@@ -724,53 +663,79 @@ client_fill(struct smtp_client *c)
 }
 
 static int
+client_start_body(struct smtp_client *c)
+{
+	if (c->chunk == NULL && (c->chunk = malloc(3 * CLIENT_CHUNK)) == NULL)
+		return client_fail(c, "local error: out of memory");
+	c->txn.bol = 1;
+	client_enter(c, CLIENT_BODY);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
+	return client_fill(c);
+}
+
+/* All RCPT replies are in: on to the content, or end the transaction. */
+static int
+client_after_rcpts(struct smtp_client *c)
+{
+	struct client_txn *t = &c->txn;
+
+	if (t->mail_failed)
+		return client_finish(c, &t->final, 1);
+	if (t->naccepted == 0)
+		return client_rset(c, &c->reply);
+	if (!t->bdat) {
+		client_cmd(c, "DATA");
+		return client_wait(c, CLIENT_DATA);
+	}
+	/*
+	 * RFC 3030 2: the whole content as one BDAT LAST chunk. It needs no
+	 * reply before the data, so the content streams at once.
+	 */
+	client_cmd(c, "BDAT %lld LAST",
+	    (long long)t->m->size + (t->need_crlf ? 2 : 0));
+	return client_start_body(c);
+}
+
+static int
 client_on_txn_reply(struct smtp_client *c)
 {
 	struct smtp_client_reply *r = &c->reply;
 	struct client_txn *t = &c->txn;
 	int ok = r->code >= 200 && r->code < 300;
+	int pipelining = (c->caps & CAP_PIPELINING) != 0;
 	size_t i;
 
 	/* RFC 5321 3.8: 421 means the server is closing the channel. */
 	if (r->code == 421)
-		return client_finish(c, c->state == CLIENT_RSET ? &t->final : r,
-		    0);
+		return client_finish(c, c->state == CLIENT_RSET ?
+		    &t->final : r, 0);
 	switch (c->state) {
 	case CLIENT_MAIL:
 		if (!ok) {
 			t->mail_failed = 1;
 			t->final = *r;
-			if (!c->caps.pipelining)
+			if (!pipelining)
 				return client_finish(c, r, 1);
-		} else if (!c->caps.pipelining)
+		} else if (!pipelining)
 			client_send_rcpt(c);
-		client_enter(c, CLIENT_RCPT);
-		client_arm(c, c->command_timeout);
-		return 0;
+		return client_wait(c, CLIENT_RCPT);
 	case CLIENT_RCPT:
 		i = t->next_reply;
 		if (!t->mail_failed) {
 			t->replies[i] = *r;
-			if (ok)
-				t->naccepted++;
-			else
-				t->done[i] = 1;
+			t->done[i] = !ok;
+			t->naccepted += ok;
 		}
 		t->next_reply = client_next_rcpt(c, i + 1);
-		if (t->next_reply < t->m->nrcpt) {
-			if (!c->caps.pipelining)
-				client_send_rcpt(c);
-			client_arm(c, c->command_timeout);
-			return 0;
-		}
-		return client_after_rcpts(c);
+		if (t->next_reply == t->m->nrcpt)
+			return client_after_rcpts(c);
+		if (!pipelining)
+			client_send_rcpt(c);
+		return client_wait(c, CLIENT_RCPT);
 	case CLIENT_DATA:
-		if (r->code < 300 || r->code >= 400)
+		if (r->code != 354)
 			return client_rset(c, r);
-		client_enter(c, CLIENT_BODY);
-		t->bol = 1;
-		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
-		return client_fill(c);
+		return client_start_body(c);
 	case CLIENT_BODY:
 		/* A reply before we finished: the stream is out of step. */
 		return client_finish(c, r, 0);
@@ -779,10 +744,8 @@ client_on_txn_reply(struct smtp_client *c)
 		if (t->bdat && !ok)
 			return client_rset(c, r);
 		return client_finish(c, r, 1);
-	case CLIENT_RSET:
+	default:	/* CLIENT_RSET */
 		return client_finish(c, &t->final, ok);
-	default:
-		return 0;
 	}
 }
 
@@ -790,6 +753,7 @@ static int
 client_dispatch(struct smtp_client *c)
 {
 	struct smtp_client_reply *r = &c->reply;
+	int ok = r->code >= 200 && r->code < 300;
 
 	log_debug("smtp client peer=%s state=%s reply=%s", c->peer,
 	    client_states[c->state].name, log_safe(r->text));
@@ -797,25 +761,22 @@ client_dispatch(struct smtp_client *c)
 	case CLIENT_GREETING:
 		if (r->code != 220)
 			return client_fail(c, "greeting: %s", r->text);
-		client_send_ehlo(c);
-		return 0;
+		return client_send_ehlo(c);
 	case CLIENT_EHLO:
-		if (r->code >= 200 && r->code < 300) {
+		if (ok) {
 			c->caps = c->newcaps;
+			c->size_max = c->new_size_max;
 			return client_after_hello(c);
 		}
 		/* RFC 5321 3.2: a server that does not know EHLO says 5yz. */
-		if (r->code >= 500 && !c->tls_active) {
-			client_cmd(c, "HELO %s", c->helo);
-			client_enter(c, CLIENT_HELO);
-			client_arm(c, c->command_timeout);
-			return 0;
-		}
-		return client_fail(c, "EHLO: %s", r->text);
+		if (r->code < 500 || c->tls_active)
+			return client_fail(c, "EHLO: %s", r->text);
+		client_cmd(c, "HELO %s", c->helo);
+		return client_wait(c, CLIENT_HELO);
 	case CLIENT_HELO:
-		if (r->code < 200 || r->code >= 300)
+		if (!ok)
 			return client_fail(c, "HELO: %s", r->text);
-		memset(&c->caps, 0, sizeof(c->caps));
+		c->caps = 0;
 		return client_after_hello(c);
 	case CLIENT_STARTTLS:
 		if (r->code == 220)
@@ -834,8 +795,6 @@ client_dispatch(struct smtp_client *c)
 		return client_release(c);
 	case CLIENT_READY:
 		/* Unasked-for reply, e.g. 421 on an idle timeout. */
-		log_debug("smtp client peer=%s closing after unexpected reply",
-		    c->peer);
 		client_drop(c);
 		return 0;
 	default:
@@ -878,72 +837,42 @@ static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_client *c = arg;
+	int saved = EVUTIL_SOCKET_ERROR();
+	const char *where = client_states[c->state].where;
 	char reason[256];
 	unsigned long e;
-	int saved = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
-		if (c->state == CLIENT_CONNECT) {
-			/* connect_timeout covers the greeting too. */
+		/* connect_timeout covers the greeting too. */
+		if (c->state == CLIENT_CONNECT)
 			client_enter(c, CLIENT_GREETING);
-		} else if (c->state == CLIENT_HANDSHAKE) {
-			c->tls_active = 1;
-			tls_describe(c->ssl, c->tls_info, sizeof(c->tls_info));
-			log_debug("smtp client peer=%s tls=%s", c->peer,
-			    log_safe(c->tls_info));
-			/* RFC 3207 4.2: forget all we learned before TLS. */
-			memset(&c->caps, 0, sizeof(c->caps));
-			client_send_ehlo(c);
-		}
+		if (c->state != CLIENT_HANDSHAKE)
+			return;
+		c->tls_active = 1;
+		tls_describe(c->ssl, c->tls_info, sizeof(c->tls_info));
+		log_debug("smtp client peer=%s tls=%s", c->peer,
+		    log_safe(c->tls_info));
+		/* RFC 3207 4.2: forget all we learned before TLS. */
+		c->caps = 0;
+		client_send_ehlo(c);
 		return;
 	}
-	if (c->state == CLIENT_QUIT) {
+	if (c->state == CLIENT_QUIT)
 		client_release(c);
-		return;
-	}
-	if (c->state == CLIENT_CONNECT) {
+	else if (c->state == CLIENT_CONNECT)
 		client_fail(c, "connect: %s", saved != 0 ?
 		    evutil_socket_error_to_string(saved) : "failed");
-		return;
-	}
-	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL &&
+	else if ((what & BEV_EVENT_ERROR) && c->ssl != NULL &&
 	    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
 		ERR_error_string_n(e, reason, sizeof(reason));
 		while (bufferevent_get_openssl_error(c->bev) != 0)
 			;
-		client_fail(c, "TLS error %s: %s",
-		    client_states[c->state].where, reason);
-		return;
-	}
-	if ((what & BEV_EVENT_ERROR) && saved != 0) {
-		client_fail(c, "lost connection %s (%s)",
-		    client_states[c->state].where,
+		client_fail(c, "TLS error %s: %s", where, reason);
+	} else if ((what & BEV_EVENT_ERROR) && saved != 0)
+		client_fail(c, "lost connection %s (%s)", where,
 		    evutil_socket_error_to_string(saved));
-		return;
-	}
-	client_fail(c, "lost connection %s", client_states[c->state].where);
-}
-
-static void
-client_format_peer(struct smtp_client *c, const struct sockaddr *sa)
-{
-	char host[INET6_ADDRSTRLEN];
-	const void *a;
-	int port;
-
-	if (sa->sa_family == AF_INET) {
-		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-	} else {
-		snprintf(c->peer, sizeof(c->peer), "[unknown]");
-		return;
-	}
-	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
-		snprintf(host, sizeof(host), "?");
-	snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, port);
+	else
+		client_fail(c, "lost connection %s", where);
 }
 
 struct smtp_client *
@@ -951,7 +880,9 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
     socklen_t addrlen, const struct smtp_client_config *cfg,
     smtp_client_ready_cb cb, void *arg)
 {
+	char host[64], serv[8];
 	struct smtp_client *c;
+	const char *helo = cfg->helo;
 	int saved;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -966,34 +897,35 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 	c->ready_cb = cb;
 	c->ready_arg = arg;
 	c->state = CLIENT_CONNECT;
-	client_format_peer(c, addr);
+	/* Numeric only: no DNS here. */
+	if (getnameinfo(addr, addrlen, host, sizeof(host), serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%s", host, serv);
+	else
+		snprintf(c->peer, sizeof(c->peer), "[unknown]");
 	/* RFC 1035 2.3.4: a name has at most 255 octets. */
-	if (cfg->helo != NULL && *cfg->helo != '\0' &&
-	    strlen(cfg->helo) <= 255 && client_path_ok(cfg->helo))
-		c->helo = strdup(cfg->helo);
-	else {
+	if (helo == NULL || *helo == '\0' || strlen(helo) > 255 ||
+	    !client_path_ok(helo)) {
 		log_warning("smtp client: bad EHLO name, using localhost");
-		c->helo = strdup("localhost");
+		helo = "localhost";
 	}
-	if (cfg->servername != NULL)
-		c->servername = strdup(cfg->servername);
-	c->timer = evtimer_new(base, client_timer_cb, c);
-	c->defer = event_new(base, -1, 0, client_defer_cb, c);
-	c->bev = bufferevent_socket_new(base, -1,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->helo == NULL || (cfg->servername != NULL &&
-	    c->servername == NULL) || c->timer == NULL || c->defer == NULL ||
-	    c->bev == NULL)
-		goto fail;
+	if ((c->helo = strdup(helo)) == NULL ||
+	    (cfg->servername != NULL &&
+	    (c->servername = strdup(cfg->servername)) == NULL) ||
+	    (c->timer = evtimer_new(base, client_timer_cb, c)) == NULL ||
+	    (c->defer = event_new(base, -1, 0, client_defer_cb, c)) == NULL ||
+	    (c->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		client_destroy(c);
+		return NULL;
+	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
 	    client_event_cb, c);
 	client_arm(c, c->connect_timeout);
 	if (bufferevent_socket_connect(c->bev, addr, (int)addrlen) == -1) {
 		/* Report through ready_cb like any other connect failure. */
 		saved = errno;
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-		evtimer_del(c->timer);
+		client_drop(c);
 		snprintf(c->err, sizeof(c->err), "connect: %s",
 		    saved != 0 ? strerror(saved) : "failed");
 		c->defer_ready = 1;
@@ -1002,29 +934,19 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;
-
-fail:
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
-	c->bev = NULL;
-	if (c->timer != NULL)
-		event_free(c->timer);
-	if (c->defer != NULL)
-		event_free(c->defer);
-	free(c->helo);
-	free(c->servername);
-	free(c);
-	return NULL;
 }
 
-/* Checks that need no server: answered from the loop, connection kept. */
+/*
+ * Checks that need no server. Recipients with unusable addresses get
+ * their reply now; -1 with *r set fails the whole message.
+ */
 static int
 client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
 {
 	const struct smtp_client_msg *m = c->txn.m;
 	unsigned char tail[2];
 	size_t i, nvalid = 0;
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (!client_path_ok(m->sender)) {
 		client_reply_local(r, 553, "553 5.1.7 invalid sender address");
@@ -1032,50 +954,45 @@ client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
 	}
 	for (i = 0; i < m->nrcpt; i++) {
 		if (m->rcpts[i] != NULL && *m->rcpts[i] != '\0' &&
-		    client_path_ok(m->rcpts[i])) {
+		    client_path_ok(m->rcpts[i]))
 			nvalid++;
-			continue;
+		else {
+			client_reply_local(&c->txn.replies[i], 553,
+			    "553 5.1.3 invalid recipient address");
+			c->txn.done[i] = 1;
 		}
-		client_reply_local(&c->txn.replies[i], 553,
-		    "553 5.1.3 invalid recipient address");
-		c->txn.done[i] = 1;
 	}
-	if (nvalid == 0) {
+	if (nvalid == 0)
 		client_reply_local(r, 553, "553 5.1.3 no valid recipient");
-		return -1;
-	}
 	/* RFC 1870 6.1: do not send what the server said it would refuse. */
-	if (c->caps.size && c->caps.size_max > 0 &&
-	    (unsigned long long)m->size > c->caps.size_max) {
+	else if ((c->caps & CAP_SIZE) && c->size_max > 0 &&
+	    (unsigned long long)m->size > c->size_max)
 		client_reply_local(r, 552, "552 5.3.4 message size %lld exceeds "
-		    "the limit %llu of %s", (long long)m->size,
-		    c->caps.size_max, c->peer);
-		return -1;
-	}
+		    "the limit %llu of %s", (long long)m->size, c->size_max,
+		    c->peer);
 	/* RFC 6531 3.2: no downgrade; the message cannot go this way. */
-	if (m->smtputf8 && !c->caps.smtputf8) {
+	else if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8))
 		client_reply_local(r, 553, "553 5.6.7 SMTPUTF8 needed but not "
 		    "offered by %s", c->peer);
-		return -1;
-	}
-	if (m->size < 0 || m->fd < 0) {
+	else if (m->size < 0 || m->fd < 0)
 		client_reply_local(r, 0, "local error: no message content");
-		return -1;
-	}
-	c->txn.need_crlf = 0;
-	if (m->size > 0) {
+	else if (m->size == 0)
+		return 0;
+	else {
+		/* Does the content end in CRLF? */
 		i = m->size >= 2 ? 2 : 1;
-		do
-			n = pread(m->fd, tail, i, m->size - (off_t)i);
-		while (n == -1 && errno == EINTR);
-		if (n != (ssize_t)i) {
-			client_reply_local(r, 0, "local error: read: %s",
-			    n == -1 ? strerror(errno) : "short file");
-			return -1;
+		while ((n = pread(m->fd, tail, i, m->size - (off_t)i)) == -1 &&
+		    errno == EINTR)
+			;
+		if (n == (ssize_t)i) {
+			c->txn.need_crlf = i < 2 || tail[0] != '\r' ||
+			    tail[1] != '\n';
+			return 0;
 		}
-		c->txn.need_crlf = i < 2 || tail[0] != '\r' || tail[1] != '\n';
+		client_reply_local(r, 0, "local error: read: %s",
+		    n == -1 ? strerror(errno) : "file shorter than size");
 	}
-	return 0;
+	return -1;
 }
 
 int
@@ -1085,7 +1002,6 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
 	struct client_txn *t = &c->txn;
 	struct smtp_client_reply r;
 	char params[64];
-	size_t i;
 
 	if (c->freed || c->in_txn || m == NULL || cb == NULL ||
 	    m->nrcpt == 0 || m->rcpts == NULL || m->sender == NULL ||
@@ -1113,27 +1029,20 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
 		client_defer_txn(c, &r, 1);
 		return 0;
 	}
-	t->bdat = c->caps.chunking;
+	t->bdat = (c->caps & CAP_CHUNKING) != 0;
 	/* RFC 1870 SIZE=, RFC 6152 BODY=, RFC 6531 SMTPUTF8. */
 	params[0] = '\0';
-	if (c->caps.size)
+	if (c->caps & CAP_SIZE)
 		snprintf(params, sizeof(params), " SIZE=%lld",
 		    (long long)m->size);
-	if (m->body_8bit && c->caps.eightbit)
-		strncat(params, " BODY=8BITMIME",
-		    sizeof(params) - strlen(params) - 1);
-	if (m->smtputf8)
-		strncat(params, " SMTPUTF8",
-		    sizeof(params) - strlen(params) - 1);
-	client_cmd(c, "MAIL FROM:<%s>%s", m->sender, params);
+	client_cmd(c, "MAIL FROM:<%s>%s%s%s", m->sender, params,
+	    m->body_8bit && (c->caps & CAP_8BITMIME) ? " BODY=8BITMIME" : "",
+	    m->smtputf8 ? " SMTPUTF8" : "");
 	t->next_send = t->next_reply = client_next_rcpt(c, 0);
 	/* RFC 2920 3.1: MAIL and the RCPTs go out as one group. */
-	if (c->caps.pipelining)
-		for (i = t->next_send; i < m->nrcpt; i = t->next_send)
-			client_send_rcpt(c);
-	client_enter(c, CLIENT_MAIL);
-	client_arm(c, c->command_timeout);
-	return 0;
+	while ((c->caps & CAP_PIPELINING) && t->next_send < m->nrcpt)
+		client_send_rcpt(c);
+	return client_wait(c, CLIENT_MAIL);
 }
 
 void
@@ -1146,16 +1055,14 @@ smtp_client_quit(struct smtp_client *c)
 		return;
 	}
 	client_cmd(c, "QUIT");
-	client_enter(c, CLIENT_QUIT);
-	client_arm(c, c->command_timeout);
+	client_wait(c, CLIENT_QUIT);
 }
 
 void
 smtp_client_free(struct smtp_client *c)
 {
-	if (c == NULL || c->freed)
-		return;
-	client_release(c);
+	if (c != NULL && !c->freed)
+		client_release(c);
 }
 
 const char *
