@@ -36,6 +36,8 @@ struct config_load {
 	struct config_seen *seen;
 	size_t nseen;
 	int accept_line;
+	int cert_line;
+	int key_line;
 };
 
 static void
@@ -62,6 +64,50 @@ config_error(struct config_load *ld, int line, const char *section,
 	ld->last_error_line = line;
 }
 
+static int
+config_section_known(const char *name)
+{
+	static const char *const fixed[] = {
+		"server", "limits", "delivery", "tls", "domains",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcasecmp(name, fixed[i]) == 0)
+			return 1;
+	if (strncasecmp(name, "listener ", 9) == 0 && name[9] != '\0')
+		return 1;
+	if (strncasecmp(name, "route ", 6) == 0 && name[6] != '\0')
+		return 1;
+	return 0;
+}
+
+/* inih says nothing of sections without keys: check headers here. */
+static void
+config_check_section(struct config_load *ld, const char *line)
+{
+	char name[256];
+	const char *p = line, *end;
+	size_t n;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[' || (end = strchr(p, ']')) == NULL)
+		return;
+	p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	n = (size_t)(end - p);
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	if (!config_section_known(name))
+		config_error(ld, ld->line, name, NULL, "unknown section");
+}
+
 /* ini_reader that counts lines and refuses silently-split long lines. */
 static char *
 config_reader(char *str, int num, void *stream)
@@ -80,6 +126,7 @@ config_reader(char *str, int num, void *stream)
 		return str;
 	}
 	memcpy(str, ld->linebuf, (size_t)n + 1);
+	config_check_section(ld, str);
 	return str;
 }
 
@@ -417,10 +464,14 @@ config_key(struct config_load *ld, const char *section, const char *name,
 	if (strcasecmp(section, "delivery") == 0)
 		return config_delivery(ld, section, name, v);
 	if (strcasecmp(section, "tls") == 0) {
-		if (IS("certificate"))
+		if (IS("certificate")) {
+			ld->cert_line = ld->line;
 			return config_dup_string(&cfg->tls_cert, v);
-		if (IS("key"))
+		}
+		if (IS("key")) {
+			ld->key_line = ld->line;
 			return config_dup_string(&cfg->tls_key, v);
+		}
 		return 2;
 	}
 	if (strcasecmp(section, "domains") == 0) {
@@ -492,8 +543,7 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		}
 		return 2;
 	}
-	config_error(ld, ld->line, section, NULL, "unknown section");
-	return 1;
+	return 1;	/* unknown section: reported by config_check_section */
 }
 
 static int
@@ -553,15 +603,19 @@ config_validate(struct config_load *ld)
 		if (cfg->routes[i].nhosts == 0)
 			config_error(ld, cfg->routes[i].line, sec, "hosts", "missing");
 	}
-	if ((cfg->tls_cert && *cfg->tls_cert) != (cfg->tls_key && *cfg->tls_key))
-		config_error(ld, ld->line, "tls", NULL,
-		    "certificate and key must be given together");
+	if (cfg->tls_cert && *cfg->tls_cert && !(cfg->tls_key && *cfg->tls_key))
+		config_error(ld, ld->cert_line, "tls", "certificate",
+		    "given without [tls] key");
+	else if (cfg->tls_key && *cfg->tls_key && !(cfg->tls_cert && *cfg->tls_cert))
+		config_error(ld, ld->key_line, "tls", "key",
+		    "given without [tls] certificate");
 	for (i = 0; i < 2; i++) {
 		const char *f = i ? cfg->tls_key : cfg->tls_cert;
 
 		if (f && *f && access(f, R_OK) == -1)
-			config_error(ld, ld->line, "tls", i ? "key" : "certificate",
-			    "cannot read %s: %s", f, strerror(errno));
+			config_error(ld, i ? ld->key_line : ld->cert_line, "tls",
+			    i ? "key" : "certificate", "cannot read %s: %s", f,
+			    strerror(errno));
 	}
 	if (cfg->retry_initial > cfg->retry_max)
 		config_error(ld, ld->line, "delivery", "retry_initial",

@@ -1,5 +1,6 @@
 #include "queue/envelope.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,11 +124,12 @@ env_unescape(char *s)
 			char *end;
 			long v;
 
-			if (h[0] == 0 || h[1] == 0)
+			if (!isxdigit((unsigned char)h[0]) ||
+			    !isxdigit((unsigned char)h[1]))
 				return -1;
 			v = strtol(h, &end, 16);
-			if (*end != '\0')
-				return -1;
+			if (*end != '\0' || v == 0 || h[0] == '+' || h[0] == '-')
+				return -1;	/* no NUL may enter a C string */
 			*o++ = (char)v;
 			s += 3;
 		} else
@@ -142,9 +144,11 @@ env_number(const char *v, long long *r)
 {
 	char *end;
 
+	if (*v < '0' || *v > '9')
+		return -1;	/* digits only: no sign, no space */
 	errno = 0;
 	*r = strtoll(v, &end, 10);
-	return (*v == '\0' || *end != '\0' || errno) ? -1 : 0;
+	return (*end != '\0' || errno) ? -1 : 0;
 }
 
 int

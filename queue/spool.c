@@ -435,9 +435,13 @@ spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg),
 		memcpy(id, names[i], ID_LEN);
 		id[ID_LEN] = '\0';
 		if (strcmp(dot, ".msg") == 0) {
-			/* content is fine if its envelope follows in the list */
-			if (i + 1 < n && strncmp(names[i + 1], id, ID_LEN) == 0 &&
-			    strcmp(names[i + 1] + ID_LEN, ".env") == 0)
+			/* Content belongs with its envelope, handled (or moved
+			 * away with it) under the .env name. */
+			snprintf(path, sizeof(path), "%s/%s", sp->queue, names[i]);
+			if (access(path, F_OK) == -1)
+				continue;	/* already moved with its envelope */
+			snprintf(path, sizeof(path), "%s/%s.env", sp->queue, id);
+			if (access(path, F_OK) == 0)
 				continue;
 			spool_quarantine_corrupt(sp, id, "content without envelope");
 			continue;

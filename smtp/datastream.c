@@ -18,6 +18,13 @@ smtp_data_init(struct smtp_data *d, int bdat)
 	d->state = DS_LINE_START;
 }
 
+static void
+ds_count(struct smtp_data *d)
+{
+	if (++d->line_len > SMTP_DATA_MAX_LINE)
+		d->flags |= SMTP_DATA_LONG_LINE;
+}
+
 /* One octet of line text (not CR, LF handled here too). */
 static int
 ds_text(struct smtp_data *d, unsigned char c, struct buf *out)
@@ -37,8 +44,7 @@ ds_text(struct smtp_data *d, unsigned char c, struct buf *out)
 			d->flags |= SMTP_DATA_NUL;
 		else if (c >= 0x80)
 			d->flags |= SMTP_DATA_8BIT;
-		if (++d->line_len > SMTP_DATA_MAX_LINE)
-			d->flags |= SMTP_DATA_LONG_LINE;
+		ds_count(d);
 		d->state = DS_TEXT;
 	}
 	d->total++;
@@ -60,7 +66,9 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 		switch (d->state) {
 		case DS_LINE_START:
 			if (c == '.' && !d->bdat) {
-				d->line_len = 1;
+				/* RFC 5321 4.5.3.1.6: the transparency dot is
+				 * not counted in the 1000-octet limit. */
+				d->line_len = 0;
 				d->state = DS_DOT;
 				continue;
 			}
@@ -83,7 +91,7 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 			d->total++;
 			if (buf_appendc(out, '\r') == -1)
 				return (size_t)-1;
-			d->line_len++;
+			ds_count(d);
 			break;
 		case DS_CR:
 			if (c == '\n') {
@@ -98,7 +106,7 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 			d->total++;
 			if (buf_appendc(out, '\r') == -1)
 				return (size_t)-1;
-			d->line_len++;
+			ds_count(d);
 			break;
 		default:
 			break;

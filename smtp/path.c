@@ -233,11 +233,24 @@ smtp_path_parse(char *arg, const char *keyword, struct smtp_path_args *r,
 
 	/* RFC 5321 4.1.2 A-d-l: "@one,@two:user@host"; ignored (4.1.1.3). */
 	if (mbox[0] == '@') {
-		char *colon = strchr(mbox, ':');
+		/* A-d-l = At-domain *( "," At-domain ), At-domain = "@" Domain */
+		char *colon = strchr(mbox, ':'), *hop = mbox;
 
 		if (colon == NULL) {
 			*err_r = "bad source route";
 			return SMTP_PATH_BADADDR;
+		}
+		*colon = '\0';
+		while (hop) {
+			char *comma = strchr(hop, ',');
+
+			if (comma)
+				*comma = '\0';
+			if (hop[0] != '@' || smtp_path_check_domain(hop + 1, 0) == -1) {
+				*err_r = "bad source route";
+				return SMTP_PATH_BADADDR;
+			}
+			hop = comma ? comma + 1 : NULL;
 		}
 		mbox = colon + 1;
 	}
