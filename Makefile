@@ -56,7 +56,7 @@ UNIT_TESTS = \
 	test_spool \
 	test_session
 
-FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path
+FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -103,7 +103,8 @@ check-unit:
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_LIB_SRCS = lib/buf.c lib/log.c smtp/command.c smtp/path.c smtp/datastream.c
+FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
+	queue/envelope.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 
