@@ -26,7 +26,8 @@ int buf_appends(struct buf *b, const char *s);
 int buf_appendc(struct buf *b, char c);
 int buf_appendf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int buf_vappendf(struct buf *b, const char *fmt, va_list ap);
+int buf_vappendf(struct buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Remove the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);

@@ -147,6 +147,8 @@ static int client_fail(struct smtp_client *, const char *, ...)
 	__attribute__((format(printf, 2, 3)));
 static void client_cmd(struct smtp_client *, const char *, ...)
 	__attribute__((format(printf, 2, 3)));
+static void client_reply_local(struct smtp_client_reply *, int,
+    const char *, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 client_enter(struct smtp_client *c, enum client_state state)
@@ -300,10 +302,13 @@ client_fail(struct smtp_client *c, const char *fmt, ...)
 	client_drop(c);
 	if (state == CLIENT_QUIT)
 		return client_release(c);
-	/* The reply that made us RSET says more than the loss. */
+	/*
+	 * The reply that made us RSET says more than the loss, and so does
+	 * a local verdict still waiting for the loop (state ready).
+	 */
 	if (c->in_txn)
-		return client_finish(c, state == CLIENT_RSET ?
-		    &c->txn.final : &r, 0);
+		return client_finish(c, state == CLIENT_RSET ||
+		    state == CLIENT_READY ? &c->txn.final : &r, 0);
 	if (state < CLIENT_READY)
 		return client_call_ready(c, 0, r.text);
 	return 0;
@@ -518,7 +523,7 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 	struct smtp_client_reply *r = &c->reply;
 	size_t i, n;
 	char *s;
-	int last;
+	int code, last;
 
 	if (len < 3 || line[0] < '2' || line[0] > '5' ||
 	    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9' ||
@@ -528,6 +533,14 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 		return -1;
 	}
 	last = len == 3 || line[3] == ' ';
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	/* RFC 5321 4.2.1: every line of a reply has the same code. */
+	if (c->reply_lines > 0 && code != r->code) {
+		c->reply_lines = 0;
+		snprintf(c->err, sizeof(c->err), "reply codes %d and %d mixed",
+		    r->code, code);
+		return -1;
+	}
 	/* Replies end up in logs and DSNs: no control bytes, no NULs. */
 	for (i = 0; i < len; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
@@ -539,6 +552,7 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 		if (len > 3)
 			line[3] = ' ';
 		client_text_append(r, line, len);
+		r->code = code;
 		/* RFC 3463 enhanced code, repeated on later lines. */
 		n = strcspn(s, " ");
 		c->reply_esc[0] = '\0';
@@ -557,8 +571,6 @@ client_reply_line(struct smtp_client *c, char *line, size_t len)
 			client_text_append(r, s, strlen(s));
 		}
 	}
-	r->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-	    (line[2] - '0');
 	c->reply_lines = last ? 0 : c->reply_lines + 1;
 	return last;
 }
@@ -575,15 +587,14 @@ client_parse(struct smtp_client *c)
 
 	for (;;) {
 		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if ((p.pos == -1 && evbuffer_get_length(in) > CLIENT_LINE_MAX) ||
-		    p.pos > CLIENT_LINE_MAX) {
+		len = p.pos == -1 ? evbuffer_get_length(in) : (size_t)p.pos;
+		if (len > CLIENT_LINE_MAX) {
 			snprintf(c->err, sizeof(c->err),
 			    "reply line longer than %d bytes", CLIENT_LINE_MAX);
 			return -1;
 		}
 		if (p.pos == -1)
 			return 0;
-		len = (size_t)p.pos;
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
 		line[len] = '\0';
@@ -622,8 +633,8 @@ client_fill(struct smtp_client *c)
 		    errno == EINTR)
 			continue;
 		if (n <= 0)
-			return client_fail(c, "local error: read: %s",
-			    n == 0 ? "file shorter than size" : strerror(errno));
+			return client_fail(c, "local error: read: %s", n == 0 ?
+			    "file shorter than size" : strerror(errno));
 		t->off += n;
 		if (t->bdat) {
 			evbuffer_add(out, c->chunk, (size_t)n);
@@ -705,6 +716,10 @@ client_on_txn_reply(struct smtp_client *c)
 	int pipelining = (c->caps & CAP_PIPELINING) != 0;
 	size_t i;
 
+	/* RFC 5321 4.2.1: 354 to DATA is the only intermediate reply. */
+	if (r->code >= 300 && r->code < 400 && c->state != CLIENT_DATA)
+		return client_fail(c, "protocol error %s: unexpected %s",
+		    client_states[c->state].where, r->text);
 	/* RFC 5321 3.8: 421 means the server is closing the channel. */
 	if (r->code == 421)
 		return client_finish(c, c->state == CLIENT_RSET ?
@@ -740,7 +755,7 @@ client_on_txn_reply(struct smtp_client *c)
 		/* A reply before we finished: the stream is out of step. */
 		return client_finish(c, r, 0);
 	case CLIENT_DOT:
-		/* RFC 3030 2: after a failed BDAT the transaction is undefined. */
+		/* RFC 3030 2: after a failed BDAT the sender resets. */
 		if (t->bdat && !ok)
 			return client_rset(c, r);
 		return client_finish(c, r, 1);
@@ -891,8 +906,10 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 	c->tls = cfg->tls;
 	c->ssl_ctx = cfg->ssl_ctx;
 	/* RFC 5321 4.5.3.2 minimums: 5 min per command, 10 for the dot. */
-	c->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 300;
-	c->command_timeout = cfg->command_timeout > 0 ? cfg->command_timeout : 300;
+	c->connect_timeout = cfg->connect_timeout > 0 ?
+	    cfg->connect_timeout : 300;
+	c->command_timeout = cfg->command_timeout > 0 ?
+	    cfg->command_timeout : 300;
 	c->data_timeout = cfg->data_timeout > 0 ? cfg->data_timeout : 600;
 	c->ready_cb = cb;
 	c->ready_arg = arg;
@@ -938,20 +955,16 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 
 /*
  * Checks that need no server. Recipients with unusable addresses get
- * their reply now; -1 with *r set fails the whole message.
+ * their reply now; -1 with *rep_r set fails the whole message.
  */
 static int
-client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
+client_local_checks(struct smtp_client *c, struct smtp_client_reply *rep_r)
 {
 	const struct smtp_client_msg *m = c->txn.m;
 	unsigned char tail[2];
 	size_t i, nvalid = 0;
 	ssize_t n = 0;
 
-	if (!client_path_ok(m->sender)) {
-		client_reply_local(r, 553, "553 5.1.7 invalid sender address");
-		return -1;
-	}
 	for (i = 0; i < m->nrcpt; i++) {
 		if (m->rcpts[i] != NULL && *m->rcpts[i] != '\0' &&
 		    client_path_ok(m->rcpts[i]))
@@ -962,20 +975,22 @@ client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
 			c->txn.done[i] = 1;
 		}
 	}
-	if (nvalid == 0)
-		client_reply_local(r, 553, "553 5.1.3 no valid recipient");
+	if (!client_path_ok(m->sender))
+		client_reply_local(rep_r, 553, "553 5.1.7 invalid sender");
+	else if (nvalid == 0)
+		client_reply_local(rep_r, 553, "553 5.1.3 no valid recipient");
 	/* RFC 1870 6.1: do not send what the server said it would refuse. */
 	else if ((c->caps & CAP_SIZE) && c->size_max > 0 &&
 	    (unsigned long long)m->size > c->size_max)
-		client_reply_local(r, 552, "552 5.3.4 message size %lld exceeds "
-		    "the limit %llu of %s", (long long)m->size, c->size_max,
-		    c->peer);
+		client_reply_local(rep_r, 552, "552 5.3.4 message size %lld "
+		    "exceeds the limit %llu of %s", (long long)m->size,
+		    c->size_max, c->peer);
 	/* RFC 6531 3.2: no downgrade; the message cannot go this way. */
 	else if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8))
-		client_reply_local(r, 553, "553 5.6.7 SMTPUTF8 needed but not "
-		    "offered by %s", c->peer);
+		client_reply_local(rep_r, 553, "553 5.6.7 SMTPUTF8 needed but "
+		    "not offered by %s", c->peer);
 	else if (m->size < 0 || m->fd < 0)
-		client_reply_local(r, 0, "local error: no message content");
+		client_reply_local(rep_r, 0, "local error: no message content");
 	else if (m->size == 0)
 		return 0;
 	else {
@@ -989,7 +1004,7 @@ client_local_checks(struct smtp_client *c, struct smtp_client_reply *r)
 			    tail[1] != '\n';
 			return 0;
 		}
-		client_reply_local(r, 0, "local error: read: %s",
+		client_reply_local(rep_r, 0, "local error: read: %s",
 		    n == -1 ? strerror(errno) : "file shorter than size");
 	}
 	return -1;

@@ -11,21 +11,29 @@
 #include <openssl/ssl.h>
 
 /*
- * OpenSSL keeps errors on a per-thread queue; report the most recent one
- * and clear the rest so they do not show up in an unrelated later call.
+ * OpenSSL queues errors per thread, the root cause first ("No such file
+ * or directory" before "system lib"). Report that one and clear the rest
+ * so they do not show up in an unrelated later call.
  */
 static void
 tls_error(char *err, size_t errlen, const char *what, const char *file)
 {
-	unsigned long e, last = 0;
-	char reason[256];
+	unsigned long e = ERR_get_error();
+	const char *reason = NULL;
+	char buf[256];
 
-	while ((e = ERR_get_error()) != 0)
-		last = e;
-	if (last != 0)
-		ERR_error_string_n(last, reason, sizeof(reason));
-	else
-		snprintf(reason, sizeof(reason), "unknown error");
+	if (e != 0 && ERR_SYSTEM_ERROR(e))
+		reason = strerror(ERR_GET_REASON(e));
+	else if (e != 0)
+		reason = ERR_reason_error_string(e);
+	if (reason == NULL) {
+		if (e != 0)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		else
+			snprintf(buf, sizeof(buf), "unknown error");
+		reason = buf;
+	}
+	ERR_clear_error();
 	if (file != NULL)
 		snprintf(err, errlen, "%s %s: %s", what, file, reason);
 	else
@@ -64,7 +72,8 @@ tls_server_ctx_new(const char *cert_file, const char *key_file,
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
-	if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1)) {
+	if (!SSL_CTX_set_session_id_context(ctx, sid_ctx,
+	    sizeof(sid_ctx) - 1)) {
 		tls_error(err, errlen, "session id context", NULL);
 		goto fail;
 	}

@@ -384,6 +384,8 @@ class Session:
         # RFC 3207 5 / CVE-2011-0411: what came before the handshake
         # must not be read as if it came inside TLS.
         self.buf.clear()
+        # Bytes that arrived since are in the reader's own buffer.
+        getattr(self.reader, "_buffer", bytearray()).clear()
         await self.writer.start_tls(self.sink.tls)
         self.tls_active = True
         # RFC 3207 4.2: forget everything learned before TLS.
