@@ -131,6 +131,22 @@ conn_take_idle(struct delivery_ctx *ctx, const struct delivery_route *r)
 	return NULL;
 }
 
+/* The job's own memory and its content fd; not its connection. */
+static void
+job_free(struct delivery_job *j)
+{
+	if (j->next_ev)
+		event_free(j->next_ev);
+	if (j->fd != -1)
+		close(j->fd);
+	free(j->idx);
+	free(j->route);
+	free(j->done);
+	free(j->group);
+	free(j->rcpts);
+	free(j);
+}
+
 void
 delivery_ctx_set_params(struct delivery_ctx *ctx,
     const struct delivery_params *params)
@@ -178,15 +194,7 @@ delivery_ctx_free(struct delivery_ctx *ctx)
 		ctx->jobs = j->next_job;
 		if (j->conn)
 			conn_free(j->conn);
-		if (j->next_ev)
-			event_free(j->next_ev);
-		close(j->fd);
-		free(j->idx);
-		free(j->route);
-		free(j->done);
-		free(j->group);
-		free(j->rcpts);
-		free(j);
+		job_free(j);
 	}
 	free(ctx);
 }
@@ -205,15 +213,7 @@ job_finish(struct delivery_job *j)
 		ctx->jobs = j->next_job;
 	if (j->next_job)
 		j->next_job->prev_job = j->prev_job;
-	if (j->next_ev)
-		event_free(j->next_ev);
-	close(j->fd);
-	free(j->idx);
-	free(j->route);
-	free(j->done);
-	free(j->group);
-	free(j->rcpts);
-	free(j);
+	job_free(j);
 	cb(env, arg);
 }
 
@@ -435,16 +435,10 @@ delivery_run(struct delivery_ctx *ctx, struct envelope *env, int fd,
 	j->group = calloc(n + 1, sizeof(*j->group));
 	j->rcpts = calloc(n + 1, sizeof(*j->rcpts));
 	j->next_ev = evtimer_new(ctx->base, job_next_cb, j);
+	j->fd = -1;
 	if (!j->idx || !j->route || !j->done || !j->group || !j->rcpts ||
 	    !j->next_ev) {
-		if (j->next_ev)
-			event_free(j->next_ev);
-		free(j->idx);
-		free(j->route);
-		free(j->done);
-		free(j->group);
-		free(j->rcpts);
-		free(j);
+		job_free(j);
 		return -1;
 	}
 	j->ctx = ctx;
