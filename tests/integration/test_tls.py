@@ -1,0 +1,154 @@
+"""STARTTLS on the listener (RFC 3207)."""
+
+import re
+import smtplib
+
+import pytest
+
+from conftest import (ConnectionClosed, insecure_client_context, make_message, queued_id,
+                      split_received)
+
+
+@pytest.fixture
+def tls_daemon(mx, tls_files):
+    cert, key = tls_files
+    sink = mx.sink()
+    d = mx.daemon(sink, sections={"tls": {"certificate": cert, "key": key}})
+    return d, sink
+
+
+def keywords(reply):
+    return [l.split()[0].upper() for l in reply.lines[1:] if l.strip()]
+
+
+def test_starttls_delivery(tls_daemon):
+    d, sink = tls_daemon
+    msg = make_message("tls")
+    s = smtplib.SMTP("127.0.0.1", d.port, timeout=10)
+    try:
+        s.ehlo("client.test")
+        assert s.has_extn("starttls")
+        code, _ = s.starttls(context=insecure_client_context())
+        assert code == 220
+        s.ehlo("client.test")
+        assert not s.has_extn("starttls")
+        s.mail("alice@sender.test")
+        s.rcpt("user@example.test")
+        code, text = s.data(msg)
+    finally:
+        s.close()       # QUIT over TLS: see test_quit_after_starttls
+    assert code == 250
+    qid = re.fullmatch(r"2\.0\.0 Ok: queued as ([0-9A-F]{16})", text.decode()).group(1)
+    msgs = sink.wait_messages(1)
+    received, rest = split_received(msgs[0]["eml"])
+    assert rest == msg
+    assert re.search(r"with ESMTPS id %s" % qid, received), received
+    assert "version=TLS" in received, received
+    assert re.search(r"id=%s .*tls=TLSv1\.[23] " % qid, d.log()), d.log()
+
+
+@pytest.mark.parametrize("command,code", [("QUIT", 221),
+                                          ("GET / HTTP/1.0", 421)])
+def test_last_reply_before_close_inside_tls(tls_daemon, command, code):
+    """The reply the daemon sends just before it closes (221 to QUIT, 421)
+    must reach a client inside TLS as it does in plaintext."""
+    d, _ = tls_daemon
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(220, "STARTTLS")
+        c.starttls()
+        c.ehlo()
+        c.send(command + "\r\n")
+        try:
+            r = c.read_reply()
+        except ConnectionClosed as e:
+            pytest.fail("no %d reply to %r inside TLS: %s" % (code, command, e))
+        assert r.code == code, r
+
+
+def test_starttls_pipelined_injection_rset(tls_daemon):
+    """CVE-2011-0411: commands pipelined after STARTTLS in plaintext must be
+    thrown away, never answered inside TLS."""
+    d, _ = tls_daemon
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.send(b"STARTTLS\r\nRSET\r\n")
+        c.expect(220)
+        assert c.unread(0.2) == b"", "plaintext reply after 220: %r" % c.buf
+        c.starttls()
+        r = c.cmd("EHLO client.test")
+        assert r.code == 250 and len(r.lines) > 1, \
+            "first reply after TLS is not the EHLO reply: %r" % r
+        assert r.lines[0].startswith("mx.example.test"), r
+        c.expect(250, "NOOP")
+    d.wait_log(r"discarded \d+ octets pipelined after STARTTLS", timeout=5)
+
+
+def test_starttls_pipelined_injection_mail(tls_daemon):
+    """An injected MAIL must not start a transaction inside TLS."""
+    d, sink = tls_daemon
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.send(b"STARTTLS\r\nMAIL FROM:<inject@evil.test>\r\n")
+        c.expect(220)
+        c.starttls()
+        c.ehlo()
+        r = c.cmd("RCPT TO:<user@example.test>")
+        assert r.code == 503, "injected MAIL was executed: %r" % r
+        c.expect(250, "MAIL FROM:<alice@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.expect(354, "DATA")
+        c.send(make_message("after-inject") + b".\r\n")
+        queued_id(c.read_reply())
+    msgs = sink.wait_messages(1)
+    assert msgs[0]["mail_from"] == "alice@sender.test"
+
+
+def test_starttls_resets_session(tls_daemon):
+    d, _ = tls_daemon
+    with d.connect() as c:
+        c.greeting()
+        r = c.ehlo()
+        assert "STARTTLS" in keywords(r)
+        c.expect(501, "STARTTLS now")
+        c.expect(250, "MAIL FROM:<alice@sender.test>")
+        c.expect(503, "STARTTLS")                  # inside a transaction
+        c.expect(250, "RSET")
+        c.expect(220, "STARTTLS")
+        c.starttls()
+        # RFC 3207 4.2: the HELO is forgotten
+        c.expect(503, "MAIL FROM:<alice@sender.test>")
+        r = c.ehlo()
+        assert "STARTTLS" not in keywords(r), r
+        c.expect(503, "STARTTLS")                  # TLS already active
+        c.expect(250, "MAIL FROM:<alice@sender.test>")
+
+
+def test_starttls_not_configured(mx):
+    d = mx.daemon()
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(502, "STARTTLS")
+        c.expect(250, "NOOP")
+
+
+def test_starttls_garbage_handshake(tls_daemon):
+    """A client that sends junk instead of a TLS ClientHello is dropped;
+    the daemon carries on."""
+    d, sink = tls_daemon
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(220, "STARTTLS")
+        c.send(b"this is not a TLS handshake\r\n" * 20)
+        assert c.wait_closed(timeout=10), "connection kept after a failed handshake"
+    with d.connect() as c:
+        c.greeting()
+        qid = queued_id(c.send_message("alice@sender.test", ["user@example.test"],
+                                       make_message("after-junk")))
+    sink.wait_messages(1)
+    assert qid
