@@ -82,18 +82,35 @@ config_section_known(const char *name)
 	return 0;
 }
 
-/* inih says nothing of sections without keys: check headers here. */
-static void
-config_check_section(struct config_load *ld, const char *line)
+/*
+ * Line syntax, checked here so every error of a file is reported (inih
+ * only returns the first) and so sections without keys, which inih never
+ * mentions, are checked too. Returns -1 for a line already reported.
+ */
+static int
+config_check_line(struct config_load *ld, const char *line)
 {
 	char name[256];
 	const char *p = line, *end;
 	size_t n;
 
-	while (*p == ' ' || *p == '\t')
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
 		p++;
-	if (*p != '[' || (end = strchr(p, ']')) == NULL)
-		return;
+	if (*p == '\0' || *p == ';' || *p == '#')
+		return 0;
+	if (*p != '[') {
+		if (strpbrk(p, "=:") == NULL) {
+			config_error(ld, ld->line, NULL, NULL,
+			    "syntax error: expected [section] or key = value");
+			return -1;
+		}
+		return 0;
+	}
+	if ((end = strchr(p, ']')) == NULL) {
+		config_error(ld, ld->line, NULL, NULL,
+		    "syntax error: section header without ']'");
+		return -1;
+	}
 	p++;
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -106,6 +123,7 @@ config_check_section(struct config_load *ld, const char *line)
 	name[n] = '\0';
 	if (!config_section_known(name))
 		config_error(ld, ld->line, name, NULL, "unknown section");
+	return 0;
 }
 
 /* ini_reader that counts lines and refuses silently-split long lines. */
@@ -126,7 +144,8 @@ config_reader(char *str, int num, void *stream)
 		return str;
 	}
 	memcpy(str, ld->linebuf, (size_t)n + 1);
-	config_check_section(ld, str);
+	if (config_check_line(ld, str) == -1)
+		snprintf(str, (size_t)num, ";\n");	/* reported; hide from inih */
 	return str;
 }
 
@@ -517,8 +536,10 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		const char *dom = section + 6;
 		struct config_route *r;
 
+		const char *check = dom[0] == '.' ? dom + 1 : dom;
+
 		if (strcmp(dom, "*") != 0 &&
-		    (smtp_path_check_domain(dom, 1) == -1 || dom[0] == '[')) {
+		    (smtp_path_check_domain(check, 1) == -1 || check[0] == '[')) {
 			config_error(ld, ld->line, section, NULL,
 			    "not a domain: '%s'", dom);
 			return 1;
@@ -591,8 +612,11 @@ config_validate(struct config_load *ld)
 		    "domains", "accept", "no accepted domains: the MX would refuse all mail");
 	for (i = 0; i < cfg->ndomains; i++) {
 		const char *d = cfg->domains[i];
+		char sub[300];
 
-		if (d[0] != '.' && config_route_for(cfg, d) == NULL)
+		/* a ".example.test" entry needs a route for its subdomains */
+		snprintf(sub, sizeof(sub), "%s%s", d[0] == '.' ? "sub" : "", d);
+		if (config_route_for(cfg, sub) == NULL)
 			config_error(ld, ld->accept_line, "domains", "accept",
 			    "no [route %s] and no [route *] for accepted domain", d);
 	}
@@ -738,14 +762,24 @@ config_accepts_domain(const struct config *cfg, const char *domain)
 const struct config_route *
 config_route_for(const struct config *cfg, const char *domain)
 {
-	const struct config_route *star = NULL;
-	size_t i;
+	const struct config_route *star = NULL, *sub = NULL;
+	size_t i, dl = strlen(domain), best = 0;
 
 	for (i = 0; i < cfg->nroutes; i++) {
-		if (strcmp(cfg->routes[i].domain, "*") == 0)
+		const char *rd = cfg->routes[i].domain;
+		size_t l = strlen(rd);
+
+		if (strcmp(rd, "*") == 0)
 			star = &cfg->routes[i];
-		else if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+		else if (rd[0] == '.') {
+			/* ".example.test": any subdomain; the longest wins */
+			if (dl > l && l > best &&
+			    strcasecmp(domain + dl - l, rd) == 0) {
+				sub = &cfg->routes[i];
+				best = l;
+			}
+		} else if (strcasecmp(rd, domain) == 0)
 			return &cfg->routes[i];
 	}
-	return star;
+	return sub ? sub : star;
 }

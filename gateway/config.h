@@ -84,7 +84,8 @@ void config_free(struct config *cfg);
 
 /* RFC 5321 2.4: domains compare case-insensitively. */
 int config_accepts_domain(const struct config *cfg, const char *domain);
-/* Route for a recipient domain: exact match, then "*", else NULL. */
+/* Route for a recipient domain: exact match, then the longest
+ * ".parent" route, then "*", else NULL. */
 const struct config_route *config_route_for(const struct config *cfg,
     const char *domain);
 

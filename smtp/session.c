@@ -27,6 +27,7 @@
 #define SMTP_LINE_MAX 512
 #define SMTP_LINE_MAX_PARAMS 1024
 #define SMTP_CHUNK_FLUSH (64 * 1024)
+#define SMTP_OUTPUT_MAX (64 * 1024)	/* replies queued before we stop reading */
 
 enum smtp_state {
 	STATE_CONNECTED,	/* greeting not yet decided */
@@ -101,6 +102,9 @@ struct smtp_session {
 	int local_error;	/* on_data_chunk failed */
 	int skipping_line;	/* discarding an overlong command line */
 	int discarding;		/* discarding a BDAT chunk sent out of turn */
+	int output_blocked;	/* replies piled up: wait for them to drain */
+	int drain_ticks;
+	struct event *ev_drain;	/* TLS close: wait for the socket to drain */
 	size_t discard_left;
 	char discard_reply[128];
 };
@@ -112,13 +116,20 @@ static void session_close(struct smtp_session *s);
 static void session_txn_end(struct smtp_session *s);
 static void session_setup_bev(struct smtp_session *s);
 
+static void session_set_timeouts(struct smtp_session *s);
+static size_t session_unsent(struct smtp_session *s);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+
 static void
 smtp_session_enter(struct smtp_session *s, enum smtp_state st)
 {
-	if (s->state != st)
-		log_debug("session=%s state %s -> %s", s->id,
-		    smtp_state_names[s->state], smtp_state_names[st]);
+	if (s->state == st)
+		return;
+	log_debug("session=%s state %s -> %s", s->id,
+	    smtp_state_names[s->state], smtp_state_names[st]);
 	s->state = st;
+	/* RFC 5321 4.5.3.2: DATA/BDAT content has its own timeout. */
+	session_set_timeouts(s);
 }
 
 static void
@@ -881,6 +892,19 @@ session_process(struct smtp_session *s)
 			session_bdat_chunk_done(s);
 			continue;
 		}
+		if (s->discarding && s->discard_left == 0) {
+			s->discarding = 0;
+			session_reply_now(s, atoi(s->discard_reply), "%s",
+			    s->discard_reply + 4);
+			continue;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SMTP_OUTPUT_MAX) {
+			/* A client that pipelines without reading its replies
+			 * waits until they drain (session_write_cb). */
+			s->output_blocked = 1;
+			break;
+		}
 		in = bufferevent_get_input(s->bev);
 		avail = evbuffer_get_length(in);
 		if (avail == 0)
@@ -890,11 +914,6 @@ session_process(struct smtp_session *s)
 
 			evbuffer_drain(in, n);
 			s->discard_left -= n;
-			if (s->discard_left == 0) {
-				s->discarding = 0;
-				session_reply_now(s, atoi(s->discard_reply), "%s",
-				    s->discard_reply + 4);
-			}
 			continue;
 		}
 		if (s->state == STATE_DATA || s->state == STATE_BDAT) {
@@ -939,6 +958,8 @@ session_free(struct smtp_session *s)
 		s->hooks->on_close(s, s->arg);
 	if (s->bev)
 		bufferevent_free(s->bev);
+	if (s->ev_drain)
+		event_free(s->ev_drain);
 	event_free(s->ev_resume);
 	free(s->helo);
 	free(s->pending_line);
@@ -963,8 +984,10 @@ session_close(struct smtp_session *s)
 	smtp_session_enter(s, STATE_CLOSING);
 	s->pending = P_NONE;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (session_unsent(s) == 0)
 		session_kill(s);
+	else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_write_cb(s->bev, s);
 	/* else session_write_cb finishes once the replies are out */
 }
 
@@ -1008,13 +1031,54 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+/* Octets still to be written, including those the TLS filter has passed
+ * to the socket layer below it. */
+static size_t
+session_unsent(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void
+session_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval tv = { 0, 20000 };
+
+	if (session_unsent(s) == 0 || ++s->drain_ticks > 50 * s->cfg->command_timeout)
+		session_kill(s);
+	else
+		evtimer_add(s->ev_drain, &tv);
+}
+
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state == STATE_CLOSING)
-		session_kill(s);
+	if (s->state == STATE_CLOSING) {
+		if (bufferevent_get_underlying(s->bev) == NULL) {
+			session_kill(s);
+			return;
+		}
+		/* TLS: the last reply may still sit below the filter. */
+		if (s->ev_drain == NULL)
+			s->ev_drain = evtimer_new(s->base, session_drain_cb, s);
+		if (s->ev_drain == NULL)
+			session_kill(s);
+		else
+			session_drain_cb(-1, 0, s);
+		return;
+	}
+	if (s->output_blocked) {
+		s->output_blocked = 0;
+		session_resume_soon(s);
+	}
 }
 
 static void
