@@ -824,6 +824,69 @@ test_route_for(void **state)
 	assert_null(config_route_for(&cfg, "example.test"));
 }
 
+static void
+test_route_for_subdomains(void **state)
+{
+	struct config_route routes[] = {
+		{ .domain = ".example.test" },
+		{ .domain = ".deep.example.test" },
+		{ .domain = "example.test" },
+		{ .domain = "*" },
+	};
+	static const struct {
+		const char *domain;
+		int route;
+	} cases[] = {
+		{ "example.test", 2 },		/* exact beats the dotted form */
+		{ "a.example.test", 0 },
+		{ "A.B.EXAMPLE.TEST", 0 },
+		{ "x.deep.example.test", 1 },	/* longest parent wins */
+		{ "deep.example.test", 0 },	/* ".deep..." means below it */
+		{ "notexample.test", 3 },	/* a label boundary, not a suffix */
+		{ "other.test", 3 },
+	};
+	struct config cfg;
+	size_t i;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.routes = routes;
+	cfg.nroutes = 4;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (config_route_for(&cfg, cases[i].domain) !=
+		    &routes[cases[i].route])
+			fail_msg("\"%s\": expected route %d", cases[i].domain,
+			    cases[i].route);
+}
+
+static void
+test_load_subdomain_needs_route(void **state)
+{
+	static const char text[] =
+	    "[listener a]\naddress = 127.0.0.1\nport = 2525\n"
+	    "[domains]\naccept = example.test .example.test\n"
+	    "[route example.test]\nhosts = 127.0.0.1:2526\n";
+	char path[128];
+	struct buf err = { 0 };
+	struct config *cfg;
+	FILE *f;
+
+	write_config(text, path, sizeof(path));
+	cfg = config_load(path, &err);
+	assert_null(cfg);
+	assert_non_null(strstr(err.data, ":5: [domains] accept: no [route .example.test]"));
+	buf_free(&err);
+
+	assert_non_null(f = fopen(path, "a"));
+	fputs("[route .example.test]\nhosts = 127.0.0.1:2527\n", f);
+	fclose(f);
+	cfg = config_load(path, &err);
+	assert_non_null(cfg);
+	assert_string_equal(config_route_for(cfg, "mx.example.test")->domain,
+	    ".example.test");
+	config_free(cfg);
+	buf_free(&err);
+}
+
 int
 main(void)
 {
@@ -843,6 +906,8 @@ main(void)
 		cmocka_unit_test(test_load_tls_cert_without_key),
 		cmocka_unit_test(test_accepts_domain),
 		cmocka_unit_test(test_route_for),
+		cmocka_unit_test(test_route_for_subdomains),
+		cmocka_unit_test(test_load_subdomain_needs_route),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
