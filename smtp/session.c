@@ -1062,6 +1062,10 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == STATE_CLOSING) {
+		/* Deferred callbacks may report a drain that more replies
+		 * have since refilled: only an empty buffer ends it. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+			return;
 		if (bufferevent_get_underlying(s->bev) == NULL) {
 			session_kill(s);
 			return;

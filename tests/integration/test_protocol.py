@@ -756,3 +756,42 @@ def test_many_pipelined_commands(mx):
             r = c.read_reply()
             assert r.code == 250, (i, r)
         c.expect(252)
+
+
+def test_pipelining_without_reading_replies(mx):
+    """A client that pipelines a flood of commands and reads nothing makes
+    the daemon stop reading (replies and input are bounded), never stall:
+    once the client reads, every reply arrives in order and the session
+    goes on."""
+    import threading
+    d = mx.daemon()
+    n = 1000000                     # 14 MB of replies: more than socket buffers hold
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        payload = b"NOOP\r\n" * n
+        sent = 0
+        c.sock.settimeout(0.5)
+        while sent < len(payload):
+            try:
+                sent += c.sock.send(payload[sent:sent + 65536])
+            except (BlockingIOError, TimeoutError, OSError):
+                break
+        assert sent < len(payload), \
+            "the daemon read everything while its replies piled up"
+        c.sock.settimeout(30)
+        rest = threading.Thread(target=c.sock.sendall,
+                                args=(payload[sent:] + b"QUIT\r\n",),
+                                daemon=True)
+        rest.start()
+        data = b""
+        want = b"250 2.0.0 Ok\r\n" * n + b"221 2.0.0 Bye\r\n"
+        deadline = time.monotonic() + 60
+        while len(data) < len(want) and time.monotonic() < deadline:
+            chunk = c.sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        rest.join(5)
+        assert len(data) == len(want), (len(data), len(want), data[-60:])
+        assert data == want
