@@ -14,8 +14,8 @@ skipped=0
 log=$(mktemp -d /tmp/mxgate-check.XXXXXX)
 trap 'rm -rf "$log"' EXIT
 
-count() {	# count FILE REGEX → first number matched, or 0
-	n=$(sed -n "s/.*$2.*/\1/p" "$1" | head -n 1)
+count() {	# count FILE EREGEX → the number in the last match, or 0
+	n=$(grep -oE "$2" "$1" | tail -n 1 | grep -oE '[0-9]+' | head -n 1)
 	echo "${n:-0}"
 }
 
@@ -26,9 +26,9 @@ run_unit() {
 		out="$log/$(basename "$t").out"
 		"$t" >"$out" 2>&1
 		rc=$?
-		p=$(count "$out" '\[  PASSED  \] \([0-9]*\) test')
-		f=$(count "$out" '\[  FAILED  \] \([0-9]*\) test')
-		s=$(count "$out" '\[  SKIPPED \] \([0-9]*\) test')
+		p=$(count "$out" '\[  PASSED  \] [0-9]+ test')
+		f=$(count "$out" '\[  FAILED  \] [0-9]+ test')
+		s=$(count "$out" '\[  SKIPPED \] [0-9]+ test')
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 			f=1	# crashed or sanitizer abort
 		fi
@@ -46,10 +46,10 @@ run_integration() {
 	out="$log/pytest.out"
 	MXGATE_BIN="$PWD/$BUILD/mxgate" /usr/bin/python3 -m pytest -q -rs \
 	    -p no:cacheprovider tests/integration 2>&1 | tee "$out"
-	p=$(count "$out" ' \([0-9]*\) passed')
-	f=$(count "$out" ' \([0-9]*\) failed')
-	e=$(count "$out" ' \([0-9]*\) error')
-	s=$(count "$out" ' \([0-9]*\) skipped')
+	p=$(count "$out" '[0-9]+ passed')
+	f=$(count "$out" '[0-9]+ failed')
+	e=$(count "$out" '[0-9]+ errors?')
+	s=$(count "$out" '[0-9]+ skipped')
 	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$e" -eq 0 ]; then
 		f=1	# pytest did not run at all
 	fi
