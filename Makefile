@@ -33,6 +33,7 @@ LIB_SRCS = \
 	smtp/path.c \
 	smtp/datastream.c \
 	smtp/session.c \
+	smtp/session_cmd.c \
 	smtp/tls.c \
 	smtp/client.c \
 	queue/envelope.c \

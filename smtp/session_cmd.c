@@ -1,0 +1,382 @@
+/*
+ * smtp/session_cmd: the command handlers of the server session. Each checks
+ * syntax and state, answers errors at once, and hands what needs a
+ * decision to the hooks through smtp_session_wait().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include "lib/log.h"
+#include "smtp/command.h"
+#include "smtp/session_int.h"
+
+/* ---- commands: check (syntax and state), then decide ---- */
+
+static int
+session_copy_args(struct smtp_session *s, const char *arg, const char *kw,
+    const char **err_r, enum smtp_path_result *res_r)
+{
+	free(s->pending_line);
+	if ((s->pending_line = strdup(arg)) == NULL) {
+		*err_r = "out of memory";
+		*res_r = SMTP_PATH_SYNTAX;
+		return -1;
+	}
+	*res_r = smtp_path_parse(s->pending_line, kw, &s->pending_args, err_r);
+	return *res_r == SMTP_PATH_OK ? 0 : -1;
+}
+
+static void
+cmd_helo(struct smtp_session *s, struct smtp_command *c)
+{
+	char *sp;
+
+	if (*c->arg == '\0') {
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: %s hostname", c->name);
+		return;
+	}
+	if ((sp = strpbrk(c->arg, " \t")) != NULL)
+		*sp = '\0';
+	smtp_session_txn_end(s);
+	free(s->helo);
+	if ((s->helo = strdup(c->arg)) == NULL) {
+		smtp_session_reply_now(s, 421, "4.3.0 Out of memory");
+		return;
+	}
+	smtp_session_wait(s, c->verb == SMTP_CMD_EHLO ? P_EHLO : P_HELO);
+}
+
+static int
+session_check_mail_params(struct smtp_session *s)
+{
+	const struct smtp_path_args *a = &s->pending_args;
+	size_t i;
+
+	for (i = 0; i < a->nparams; i++) {
+		const struct smtp_param *p = &a->params[i];
+
+		if (strcasecmp(p->keyword, "SIZE") == 0 && p->value) {
+			/* RFC 1870 6 */
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(p->value, &end, 10);
+			if (*end != '\0' || errno || p->value[0] == '-') {
+				smtp_session_reply_now(s, 501, "5.5.4 Bad SIZE value");
+				return -1;
+			}
+			if (v > s->cfg->max_size) {
+				smtp_session_reply_now(s, 552, "5.3.4 Message size exceeds "
+				    "fixed maximum message size (%zu)", s->cfg->max_size);
+				return -1;
+			}
+		} else if (strcasecmp(p->keyword, "BODY") == 0 && p->value &&
+		    (strcasecmp(p->value, "7BIT") == 0 ||
+		    strcasecmp(p->value, "8BITMIME") == 0)) {
+			/* RFC 6152 */
+		} else if (strcasecmp(p->keyword, "SMTPUTF8") == 0 && !p->value) {
+			/* RFC 6531 3.4 */
+		} else {
+			smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
+			    log_safe(p->keyword));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+cmd_mail(struct smtp_session *s, struct smtp_command *c)
+{
+	enum smtp_path_result r;
+	const char *err;
+
+	if (s->state == STATE_GREETED) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != STATE_READY) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (session_copy_args(s, c->arg, "FROM", &err, &r) == -1) {
+		if (r == SMTP_PATH_SYNTAX)
+			smtp_session_reply_now(s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+		else if (r == SMTP_PATH_BADPARAM)
+			smtp_session_reply_now(s, 555, "5.5.4 %s", err);
+		else
+			smtp_session_reply_now(s, 553, "5.1.7 Bad sender address: %s", err);
+		return;
+	}
+	if (session_check_mail_params(s) == -1)
+		return;
+	if (s->pending_args.utf8 && !smtp_path_param(&s->pending_args, "SMTPUTF8")) {
+		/* RFC 6531 3.5 */
+		smtp_session_reply_now(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	smtp_session_wait(s, P_MAIL);
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, struct smtp_command *c)
+{
+	enum smtp_path_result r;
+	const char *err;
+
+	if (s->state != STATE_MAIL && s->state != STATE_RCPT) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt >= s->cfg->max_rcpts) {
+		/* RFC 5321 4.5.3.1.10: 452 for the extra recipients only */
+		smtp_session_reply_now(s, 452, "4.5.3 Too many recipients");
+		return;
+	}
+	if (session_copy_args(s, c->arg, "TO", &err, &r) == -1) {
+		if (r == SMTP_PATH_SYNTAX)
+			smtp_session_reply_now(s, 501, "5.5.4 Syntax: RCPT TO:<address>");
+		else if (r == SMTP_PATH_BADPARAM)
+			smtp_session_reply_now(s, 555, "5.5.4 %s", err);
+		else
+			smtp_session_reply_now(s, 553, "5.1.3 Bad recipient address: %s", err);
+		return;
+	}
+	if (s->pending_args.nparams > 0) {
+		smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
+		    log_safe(s->pending_args.params[0].keyword));
+		return;
+	}
+	if (s->pending_args.utf8 && !s->smtputf8) {
+		smtp_session_reply_now(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	smtp_session_wait(s, P_RCPT);
+}
+
+static void
+cmd_data(struct smtp_session *s, struct smtp_command *c)
+{
+	if (*c->arg) {
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->state == STATE_BDAT_WAIT) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (s->state == STATE_MAIL) {
+		smtp_session_reply_now(s, 554, "5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->state != STATE_RCPT) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: need RCPT command");
+		return;
+	}
+	smtp_session_wait(s, P_DATA);
+}
+
+static void
+cmd_bdat(struct smtp_session *s, struct smtp_command *c)
+{
+	unsigned long long size;
+	char *end;
+	int last = 0;
+
+	/* RFC 3030 2: BDAT chunk-size [LAST] */
+	errno = 0;
+	size = strtoull(c->arg, &end, 10);
+	if (end == c->arg || errno || c->arg[0] == '-' || c->arg[0] == '+' ||
+	    (*end != '\0' && *end != ' ')) {
+		/* The chunk length is unknown: the stream cannot be resynced. */
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: BDAT size [LAST]");
+		smtp_session_close(s);
+		return;
+	}
+	while (*end == ' ')
+		end++;
+	if (strcasecmp(end, "LAST") == 0)
+		last = 1;
+	else if (*end != '\0') {
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: BDAT size [LAST]");
+		smtp_session_close(s);
+		return;
+	}
+	if (s->state != STATE_RCPT && s->state != STATE_BDAT_WAIT) {
+		/* Read and discard the chunk, then refuse (RFC 3030 2). */
+		s->discard_left = (size_t)size;
+		s->discarding = 1;
+		snprintf(s->discard_reply, sizeof(s->discard_reply), "%s",
+		    s->state == STATE_MAIL ? "554 5.5.1 Error: no valid recipients" :
+		    "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	s->bdat_left = (size_t)size;
+	s->bdat_last = last;
+	if (s->state == STATE_RCPT) {
+		s->bdat = 1;
+		smtp_data_init(&s->data, 1);
+		smtp_session_wait(s, P_BDAT);
+		return;
+	}
+	smtp_session_enter(s, STATE_BDAT);
+}
+
+static void
+cmd_starttls(struct smtp_session *s, struct smtp_command *c)
+{
+	struct evbuffer *in;
+	struct bufferevent *tb;
+	SSL *ssl;
+	size_t extra;
+
+	if (s->cfg->ssl_ctx == NULL) {
+		smtp_session_reply_now(s, 502, "5.5.1 STARTTLS not available");
+		return;
+	}
+	if (s->tls) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: TLS already active");
+		return;
+	}
+	if (*c->arg) {
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->state >= STATE_MAIL) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: STARTTLS inside a transaction");
+		return;
+	}
+	if ((ssl = SSL_new(s->cfg->ssl_ctx)) == NULL) {
+		smtp_session_reply_now(s, 454, "4.7.0 TLS not available: out of memory");
+		return;
+	}
+	/* RFC 3207 4.2 and CVE-2011-0411: anything the client pipelined
+	 * after STARTTLS was sent in clear and must not be obeyed. */
+	in = bufferevent_get_input(s->bev);
+	if ((extra = evbuffer_get_length(in)) > 0) {
+		log_warning("session=%s client=%s discarded %zu octets pipelined "
+		    "after STARTTLS", s->id, s->client_ip, extra);
+		evbuffer_drain(in, extra);
+	}
+	smtp_session_write_reply(s, 220, "2.0.0 Ready to start TLS");
+	smtp_session_txn_end(s);
+	tb = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		smtp_session_close(s);
+		return;
+	}
+	s->bev = tb;
+	smtp_session_setup_bev(s);
+	smtp_session_enter(s, STATE_TLS);
+}
+
+static void
+cmd_simple(struct smtp_session *s, struct smtp_command *c)
+{
+	switch (c->verb) {
+	case SMTP_CMD_RSET:
+		if (*c->arg) {
+			smtp_session_reply_now(s, 501, "5.5.4 Syntax: RSET");
+			return;
+		}
+		smtp_session_txn_end(s);
+		smtp_session_reply_now(s, 250, "2.0.0 Ok");
+		break;
+	case SMTP_CMD_NOOP:
+		smtp_session_reply_now(s, 250, "2.0.0 Ok");
+		break;
+	case SMTP_CMD_QUIT:
+		smtp_session_reply_now(s, 221, "2.0.0 Bye");
+		smtp_session_close(s);
+		break;
+	case SMTP_CMD_VRFY:
+		/* RFC 5321 3.5.3 */
+		smtp_session_reply_now(s, 252, "2.0.0 Cannot VRFY user, but will "
+		    "accept message and attempt delivery");
+		break;
+	case SMTP_CMD_EXPN:
+		smtp_session_reply_now(s, 502, "5.5.1 EXPN not supported");
+		break;
+	case SMTP_CMD_HELP:
+		smtp_session_reply_now(s, 214, "2.0.0 Commands: EHLO HELO MAIL RCPT "
+		    "DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+		break;
+	case SMTP_CMD_AUTH:
+		smtp_session_reply_now(s, 503, "5.5.1 Error: authentication not enabled");
+		break;
+	case SMTP_CMD_HTTP:
+		log_warning("session=%s client=%s HTTP command in SMTP session",
+		    s->id, s->client_ip);
+		smtp_session_reply_now(s, 421, "4.7.0 %s This is an SMTP server; closing",
+		    s->cfg->hostname);
+		break;
+	default:
+		smtp_session_reply_now(s, 500, "5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+static const struct {
+	enum smtp_verb verb;
+	void (*run)(struct smtp_session *, struct smtp_command *);
+} smtp_commands[] = {
+	{ SMTP_CMD_HELO, cmd_helo },
+	{ SMTP_CMD_EHLO, cmd_helo },
+	{ SMTP_CMD_MAIL, cmd_mail },
+	{ SMTP_CMD_RCPT, cmd_rcpt },
+	{ SMTP_CMD_DATA, cmd_data },
+	{ SMTP_CMD_BDAT, cmd_bdat },
+	{ SMTP_CMD_STARTTLS, cmd_starttls },
+};
+
+void
+smtp_session_command(struct smtp_session *s, char *line, size_t len)
+{
+	struct smtp_command c;
+	size_t i, limit;
+
+	switch (smtp_command_parse(line, len, &c)) {
+	case SMTP_PARSE_EMPTY:
+		smtp_session_reply_now(s, 500, "5.5.2 Error: empty command");
+		return;
+	case SMTP_PARSE_NUL:
+		smtp_session_reply_now(s, 500, "5.5.2 Error: NUL character in command");
+		return;
+	case SMTP_PARSE_BADCHAR:
+		smtp_session_reply_now(s, 500, "5.5.2 Error: control character in command");
+		return;
+	case SMTP_PARSE_OK:
+		break;
+	}
+	limit = (c.verb == SMTP_CMD_MAIL || c.verb == SMTP_CMD_RCPT) ?
+	    SMTP_LINE_MAX_PARAMS : SMTP_LINE_MAX;
+	if (len + 2 > limit) {
+		smtp_session_reply_now(s, 500, "5.5.2 Error: command line longer than "
+		    "%zu octets (RFC 5321 4.5.3.1.4)", limit);
+		return;
+	}
+	log_debug("session=%s command=%s", s->id, log_safe(line));
+	if (s->state == STATE_BDAT_WAIT && c.verb != SMTP_CMD_BDAT &&
+	    c.verb != SMTP_CMD_RSET && c.verb != SMTP_CMD_QUIT &&
+	    c.verb != SMTP_CMD_NOOP) {
+		smtp_session_reply_now(s, 503, "5.5.1 Error: BDAT expected");
+		return;
+	}
+	for (i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
+		if (smtp_commands[i].verb == c.verb) {
+			smtp_commands[i].run(s, &c);
+			return;
+		}
+	cmd_simple(s, &c);
+}
+

@@ -1,0 +1,115 @@
+/*
+ * smtp/session_int: what the files of the session share (session.c: life,
+ * I/O, decisions, content; session_cmd.c: one handler per command). Only
+ * smtp/session*.c include this; everyone else uses smtp/session.h.
+ */
+#ifndef SMTP_SESSION_INT_H
+#define SMTP_SESSION_INT_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "lib/buf.h"
+#include "smtp/datastream.h"
+#include "smtp/session.h"
+
+struct bufferevent;
+struct event;
+
+/* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may carry
+ * extension parameters that the RFC lets extensions add to (RFC 1870 3,
+ * RFC 3461 5): they get more room. */
+#define SMTP_LINE_MAX 512
+#define SMTP_LINE_MAX_PARAMS 1024
+#define SMTP_CHUNK_FLUSH (64 * 1024)
+#define SMTP_OUTPUT_MAX (64 * 1024)	/* replies queued before we stop reading */
+
+enum smtp_state {
+	STATE_CONNECTED,	/* greeting not yet decided */
+	STATE_GREETED,		/* waiting for HELO/EHLO */
+	STATE_READY,		/* HELO done, no transaction */
+	STATE_MAIL,		/* MAIL accepted */
+	STATE_RCPT,		/* at least one RCPT accepted */
+	STATE_DATA,		/* reading DATA content */
+	STATE_BDAT,		/* reading a BDAT chunk */
+	STATE_BDAT_WAIT,	/* between BDAT chunks */
+	STATE_TLS,		/* STARTTLS handshake */
+	STATE_CLOSING,		/* output draining, then free */
+};
+
+enum smtp_pending {
+	P_NONE,
+	P_GREETING,
+	P_HELO,
+	P_EHLO,
+	P_MAIL,
+	P_RCPT,
+	P_DATA,		/* DATA command: 354 or refusal */
+	P_BDAT,		/* first BDAT chunk of a transaction */
+	P_DATA_END,	/* end of content: 250 queued or refusal */
+};
+
+struct smtp_session {
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct event *ev_resume;
+	const struct smtp_server_config *cfg;
+	const struct smtp_hooks *hooks;
+	void *arg;
+	void *udata;
+
+	char id[20];
+	struct sockaddr_storage peer;
+	char client_ip[64];
+	enum smtp_state state;
+	enum smtp_pending pending;	/* decision awaited, or P_NONE */
+	int in_hook;
+	int greeting_due;
+	int dead;		/* free at the next resume */
+	int closing_after_reply;
+	int esmtp;
+	int tls;
+	char *helo;
+
+	/* transaction */
+	char *sender;
+	char **rcpts;
+	size_t nrcpt;
+	int body_8bit;
+	int smtputf8;
+	struct smtp_path_args pending_args;
+	char *pending_line;	/* owns the strings in pending_args */
+
+	/* content */
+	struct smtp_data data;
+	struct buf chunk;	/* decoded content not yet handed to the hook */
+	int bdat;		/* this transaction used BDAT */
+	int bdat_last;
+	size_t bdat_left;	/* octets of the current chunk still to read */
+	int content_refused;	/* on_data_start refused: discard content */
+	char content_reply[256];
+	int oversize;
+	int local_error;	/* on_data_chunk failed */
+	int skipping_line;	/* discarding an overlong command line */
+	int discarding;		/* discarding a BDAT chunk sent out of turn */
+	int output_blocked;	/* replies piled up: wait for them to drain */
+	int drain_ticks;
+	struct event *ev_drain;	/* TLS close: wait for the socket to drain */
+	size_t discard_left;
+	char discard_reply[128];
+};
+
+/* session.c, for the command handlers */
+void smtp_session_enter(struct smtp_session *s, enum smtp_state st);
+void smtp_session_write_reply(struct smtp_session *s, int code, const char *text);
+void smtp_session_reply_now(struct smtp_session *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void smtp_session_wait(struct smtp_session *s, enum smtp_pending p);
+void smtp_session_txn_end(struct smtp_session *s);
+void smtp_session_close(struct smtp_session *s);
+void smtp_session_setup_bev(struct smtp_session *s);
+
+/* session_cmd.c: one command line (without CRLF, len octets, writable) */
+void smtp_session_command(struct smtp_session *s, char *line, size_t len);
+
+#endif
