@@ -13,7 +13,9 @@
  * running one kept. Open sessions keep going; they see new limits and
  * domains from their next command on. Delivery attempts in progress finish
  * with the routes they started with: replaced configurations are retired,
- * not freed, until no attempt is in progress.
+ * not freed, until no attempt is in progress (checked every 30 s). Route
+ * host names are resolved again by the reload, blocking the loop for as
+ * long as the resolver takes: IP literals avoid that.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <event2/event.h>
@@ -312,6 +315,38 @@ daemon_reload(struct gateway *gw)
 }
 
 static void
+daemon_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->retired && delivery_ctx_active(gw->dctx) == 0)
+		daemon_free_retired(gw);
+}
+
+/* Each session may hold a socket and a spool file, each delivery the same:
+ * make sure the descriptor limit allows what the configuration allows. */
+static void
+daemon_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->max_conn * 2 +
+	    (rlim_t)cfg->delivery_concurrency * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need && geteuid() == 0)
+		rl.rlim_max = need;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warning("file descriptor limit %llu is below the %llu that "
+		    "[limits] connections = %d needs; raise it (LimitNOFILE=) or "
+		    "lower connections", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)need, cfg->max_conn);
+}
+
+static void
 daemon_exit_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
@@ -387,6 +422,7 @@ daemon_serve(const char *config_path, int debug)
 		log_error("%s", err);
 		goto out;
 	}
+	daemon_raise_nofile(gw.cfg);
 	if ((gw.base = event_base_new()) == NULL || daemon_build_routes(&gw) == -1) {
 		log_error("out of memory at start-up");
 		goto out;
@@ -413,6 +449,14 @@ daemon_serve(const char *config_path, int debug)
 		if (sigs[i])
 			evsignal_add(sigs[i], NULL);
 	}
+	{
+		struct timeval sweep = { 30, 0 };
+
+		gw.retired_sweep = event_new(gw.base, -1, EV_PERSIST,
+		    daemon_sweep_cb, &gw);
+		if (gw.retired_sweep)
+			event_add(gw.retired_sweep, &sweep);
+	}
 	log_info("mxgate ready hostname=%s", gw.cfg->hostname);
 	event_base_dispatch(gw.base);
 	log_info("mxgate stopped");
@@ -423,6 +467,8 @@ out:
 			event_free(sigs[i]);
 	if (gw.exit_check)
 		event_free(gw.exit_check);
+	if (gw.retired_sweep)
+		event_free(gw.retired_sweep);
 	listener_close_all(&gw);
 	if (gw.conns) {
 		/* Sessions still open after the grace period are dropped

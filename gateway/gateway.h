@@ -43,6 +43,8 @@ struct gateway {
 	int stopping;
 	struct event *exit_check;
 	struct gw_retired *retired;	/* replaced by reloads, see daemon.c */
+	struct event *retired_sweep;
+	struct event *accept_pause;	/* out of descriptors: accept later */
 };
 
 /* listener.c */

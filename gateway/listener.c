@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "gateway/gateway.h"
@@ -87,12 +88,36 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	size_t i;
+
+	if (gw->stopping)
+		return;
+	for (i = 0; i < gw->nlisteners; i++)
+		evconnlistener_enable(gw->listeners[i]);
+}
+
+static void
 listener_error_cb(struct evconnlistener *l, void *arg)
 {
+	struct gateway *gw = arg;
+	struct timeval tv = { 1, 0 };
 	int e = EVUTIL_SOCKET_ERROR();
+	size_t i;
 
-	/* EMFILE and friends: keep serving the connections we have. */
-	log_error("accept failed: %s", evutil_socket_error_to_string(e));
+	/* EMFILE, ENFILE, ENOBUFS: the pending connection stays in the
+	 * backlog and the socket stays readable. Pause accepting for a
+	 * second instead of spinning; keep serving the sessions we have. */
+	log_error("accept failed: %s; pausing new connections for 1s "
+	    "(%zu open)", evutil_socket_error_to_string(e), gw->nconns);
+	for (i = 0; i < gw->nlisteners; i++)
+		evconnlistener_disable(gw->listeners[i]);
+	if (gw->accept_pause == NULL)
+		gw->accept_pause = evtimer_new(gw->base, listener_resume_cb, gw);
+	if (gw->accept_pause == NULL || evtimer_add(gw->accept_pause, &tv) == -1)
+		listener_resume_cb(-1, 0, gw);
 }
 
 static int
@@ -171,6 +196,10 @@ listener_close_all(struct gateway *gw)
 {
 	size_t i;
 
+	if (gw->accept_pause) {
+		event_free(gw->accept_pause);
+		gw->accept_pause = NULL;
+	}
 	for (i = 0; i < gw->nlisteners; i++)
 		evconnlistener_free(gw->listeners[i]);
 	free(gw->listeners);

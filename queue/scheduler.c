@@ -16,7 +16,7 @@ struct sched_entry {
 	char id[ID_LEN + 1];
 	long long when;
 	int busy;
-	size_t failed_before;		/* failed recipients before this attempt */
+	char *was_failed;		/* per recipient: failed before this attempt */
 	struct envelope env;		/* loaded while busy */
 	struct scheduler *s;
 	struct sched_entry *next;
@@ -27,7 +27,8 @@ struct scheduler {
 	struct spool *sp;
 	struct delivery_ctx *dctx;
 	struct scheduler_params p;
-	struct sched_entry *entries;
+	struct sched_entry *entries;	/* in arrival order */
+	struct sched_entry *tail;
 	size_t n;
 	size_t active;
 	struct event *tick;
@@ -77,6 +78,7 @@ scheduler_free(struct scheduler *s)
 	while ((e = s->entries) != NULL) {
 		s->entries = e->next;
 		envelope_free(&e->env);
+		free(e->was_failed);
 		free(e);
 	}
 	event_free(s->tick);
@@ -117,8 +119,13 @@ scheduler_add(struct scheduler *s, const char *id, long long when)
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->when = when;
 	e->s = s;
-	e->next = s->entries;
-	s->entries = e;
+	/* appended: the tick scans oldest first, so old deferred messages
+	 * are not starved by new arrivals */
+	if (s->tail)
+		s->tail->next = e;
+	else
+		s->entries = e;
+	s->tail = e;
 	s->n++;
 	if (when <= time(NULL))
 		event_active(s->tick, EV_TIMEOUT, 0);
@@ -128,14 +135,17 @@ scheduler_add(struct scheduler *s, const char *id, long long when)
 static void
 sched_drop(struct scheduler *s, struct sched_entry *e)
 {
-	struct sched_entry **pp;
+	struct sched_entry **pp, *prev = NULL;
 
-	for (pp = &s->entries; *pp; pp = &(*pp)->next)
+	for (pp = &s->entries; *pp; prev = *pp, pp = &(*pp)->next)
 		if (*pp == e) {
 			*pp = e->next;
+			if (s->tail == e)
+				s->tail = prev;
 			break;
 		}
 	envelope_free(&e->env);
+	free(e->was_failed);
 	free(e);
 	s->n--;
 }
@@ -155,9 +165,18 @@ rfc5322_date(char *out, size_t n)
  * the null reverse path so it can never loop). The RFC 3464 multipart
  * form comes with the queue issue.
  */
-static void
-sched_bounce(struct scheduler *s, const struct envelope *env)
+/* Is recipient i newly failed in this attempt? */
+static int
+sched_new_failure(const struct sched_entry *e, size_t i)
 {
+	return e->env.rcpts[i].state == ENV_FAILED &&
+	    !(e->was_failed && e->was_failed[i]);
+}
+
+static int
+sched_bounce(struct scheduler *s, const struct sched_entry *e)
+{
+	const struct envelope *env = &e->env;
 	struct buf b = { 0 };
 	struct envelope be;
 	struct spool_msg *m;
@@ -168,7 +187,7 @@ sched_bounce(struct scheduler *s, const struct envelope *env)
 
 	if (env->sender == NULL || env->sender[0] == '\0') {
 		log_info("id=%s failed recipients not bounced: null sender", env->id);
-		return;
+		return 0;
 	}
 	rfc5322_date(date, sizeof(date));
 	buf_appendf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
@@ -185,7 +204,7 @@ sched_bounce(struct scheduler *s, const struct envelope *env)
 	    s->p.hostname, env->sender, date, env->id, s->p.hostname,
 	    s->p.hostname);
 	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpts[i].state == ENV_FAILED)
+		if (sched_new_failure(e, i))
 			buf_appendf(&b, "<%s>: %s\r\n", env->rcpts[i].addr,
 			    env->rcpts[i].last ? env->rcpts[i].last : "failed");
 	buf_appendf(&b, "\r\n--- Headers of the original message (queue id %s) ---\r\n\r\n",
@@ -216,7 +235,7 @@ sched_bounce(struct scheduler *s, const struct envelope *env)
 		spool_msg_abort(m);
 		log_error("id=%s bounce could not be queued", env->id);
 		buf_free(&b);
-		return;
+		return -1;
 	}
 	buf_free(&b);
 	be.arrival = time(NULL);
@@ -224,16 +243,22 @@ sched_bounce(struct scheduler *s, const struct envelope *env)
 	    envelope_set(&be.client_ip, "127.0.0.1") == -1 ||
 	    envelope_set(&be.helo, s->p.hostname) == -1 ||
 	    envelope_set(&be.sender, "") == -1 ||
-	    envelope_add_rcpt(&be, env->sender) == -1 ||
-	    spool_msg_commit(m, &be) == -1) {
+	    envelope_add_rcpt(&be, env->sender) == -1) {
+		spool_msg_abort(m);
+		log_error("id=%s bounce could not be queued: out of memory", env->id);
+		envelope_free(&be);
+		return -1;
+	}
+	if (spool_msg_commit(m, &be) == -1) {
 		log_error("id=%s bounce could not be queued", env->id);
 		envelope_free(&be);
-		return;
+		return -1;
 	}
 	log_info("id=%s bounce queued as id=%s to=<%s>", env->id, be.id,
 	    log_safe(env->sender));
 	scheduler_add(s, be.id, 0);
 	envelope_free(&be);
+	return 0;
 }
 
 static void
@@ -242,15 +267,12 @@ sched_done_cb(struct envelope *env, void *arg)
 	struct sched_entry *e = arg;
 	struct scheduler *s = e->s;
 	long long now = time(NULL);
-	size_t i, pending, failed_before, failed = 0;
+	size_t i, pending, failed = 0;
 
 	s->active--;
 	e->busy = 0;
-	/* count failures that this attempt produced (bounce only those) */
-	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpts[i].state == ENV_FAILED)
-			failed++;
-	failed_before = e->failed_before;
+	/* a freed slot goes to the next due message now, not at the tick */
+	event_active(s->tick, EV_TIMEOUT, 0);
 	env->attempts++;
 	pending = envelope_pending(env);
 	if (pending > 0 && now - env->arrival >= s->p.max_lifetime) {
@@ -265,15 +287,25 @@ sched_done_cb(struct envelope *env, void *arg)
 				envelope_set_last(&env->rcpts[i], text);
 				log_info("id=%s to=<%s> status=expired", env->id,
 				    log_safe(env->rcpts[i].addr));
-				failed++;
 			}
 		pending = 0;
 	}
-	if (failed > failed_before) {
+	for (i = 0; i < env->nrcpt; i++)
+		if (sched_new_failure(e, i))
+			failed++;
+	if (failed > 0 && sched_bounce(s, e) == -1) {
 		/* Bounce before the state is saved: a crash in between
-		 * repeats the attempt, never loses the report. */
-		sched_bounce(s, env);
+		 * repeats the attempt, never loses the report. If the bounce
+		 * cannot be queued, the recipients failed in this attempt stay
+		 * pending: the next attempt fails them again and retries the
+		 * report. */
+		for (i = 0; i < env->nrcpt; i++)
+			if (sched_new_failure(e, i))
+				env->rcpts[i].state = ENV_PENDING;
+		pending = envelope_pending(env);
 	}
+	free(e->was_failed);
+	e->was_failed = NULL;
 	if (pending == 0) {
 		if (spool_remove(s->sp, env->id) == -1)
 			log_error("id=%s cannot remove from spool: %s", env->id,
@@ -299,7 +331,7 @@ static void
 sched_start(struct scheduler *s, struct sched_entry *e)
 {
 	const char *err;
-	size_t i, failed = 0;
+	size_t i;
 	off_t size;
 	int fd;
 
@@ -314,10 +346,10 @@ sched_start(struct scheduler *s, struct sched_entry *e)
 		sched_drop(s, e);
 		return;
 	}
-	for (i = 0; i < e->env.nrcpt; i++)
-		if (e->env.rcpts[i].state == ENV_FAILED)
-			failed++;
-	e->failed_before = failed;
+	free(e->was_failed);
+	if ((e->was_failed = calloc(e->env.nrcpt + 1, 1)) != NULL)
+		for (i = 0; i < e->env.nrcpt; i++)
+			e->was_failed[i] = e->env.rcpts[i].state == ENV_FAILED;
 	e->busy = 1;
 	s->active++;
 	if (delivery_run(s->dctx, &e->env, fd, size, sched_done_cb, e) == -1) {

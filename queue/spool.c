@@ -91,6 +91,10 @@ spool_msg_new(struct spool *sp, char id_r[ID_LEN + 1])
 	m->sp = sp;
 	for (tries = 0; tries < 10; tries++) {
 		id_new(m->id);
+		if (spool_path(path, sizeof(path), sp->queue, m->id, "env") == -1)
+			break;
+		if (access(path, F_OK) == 0)
+			continue;	/* that id is queued already */
 		if (spool_path(path, sizeof(path), sp->tmp, m->id, "msg") == -1)
 			break;
 		m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -146,6 +150,20 @@ spool_msg_abort(struct spool_msg *m)
 	free(m);
 }
 
+/* rename() that fails with EEXIST instead of replacing. */
+static int
+spool_rename_new(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* file system without RENAME_NOREPLACE: link() refuses too */
+	if (link(from, to) == -1)
+		return -1;
+	return unlink(from);
+}
+
 int
 spool_msg_commit(struct spool_msg *m, struct envelope *env)
 {
@@ -183,10 +201,11 @@ spool_msg_commit(struct spool_msg *m, struct envelope *env)
 		goto fail;
 	}
 	fd = -1;
+	/* Never replace a queued message, whatever the ids say. */
 	step = "rename";
-	if (rename(tmsg, qmsg) == -1)
+	if (spool_rename_new(tmsg, qmsg) == -1)
 		goto fail;
-	if (rename(tenv, qenv) == -1) {
+	if (spool_rename_new(tenv, qenv) == -1) {
 		e = errno;
 		rename(qmsg, tmsg);
 		errno = e;

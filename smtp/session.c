@@ -33,6 +33,7 @@ static void session_process(struct smtp_session *s);
 
 static void session_set_timeouts(struct smtp_session *s);
 static size_t session_unsent(struct smtp_session *s);
+static void session_watch_drain(struct smtp_session *s);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 
 void
@@ -110,8 +111,11 @@ session_apply(struct smtp_session *s, enum smtp_pending p, int ok)
 			s->esmtp = p == P_EHLO;
 			smtp_session_enter(s, STATE_READY);
 		} else {
+			/* A refused HELO/EHLO undoes any earlier one. */
 			free(s->helo);
 			s->helo = NULL;
+			s->esmtp = 0;
+			smtp_session_enter(s, STATE_GREETED);
 		}
 		break;
 	case P_MAIL:
@@ -173,7 +177,9 @@ session_decided(struct smtp_session *s, int code, const char *text)
 	if (p == P_BDAT) {
 		/* RFC 3030 2: the chunk is read either way; a refusal
 		 * discards the content and answers each chunk. */
-		if (!ok) {
+		if (code == 421)
+			smtp_session_write_reply(s, code, text);
+		else if (!ok) {
 			s->content_refused = 1;
 			snprintf(s->content_reply, sizeof(s->content_reply),
 			    "%03d %s", code, text);
@@ -450,11 +456,13 @@ session_process(struct smtp_session *s)
 			    s->discard_reply + 4);
 			continue;
 		}
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-		    SMTP_OUTPUT_MAX) {
+		if (session_unsent(s) > SMTP_OUTPUT_MAX) {
 			/* A client that pipelines without reading its replies
-			 * waits until they drain (session_write_cb). */
+			 * waits until they drain (session_write_cb; over TLS
+			 * session_drain_cb, which sees below the filter). */
 			s->output_blocked = 1;
+			if (bufferevent_get_underlying(s->bev) != NULL)
+				session_watch_drain(s);
 			break;
 		}
 		in = bufferevent_get_input(s->bev);
@@ -476,7 +484,18 @@ session_process(struct smtp_session *s)
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			if (avail > SMTP_LINE_MAX_PARAMS) {
-				/* Never read the excess as a new command. */
+				char head[5];
+
+				/* Never read the excess as a new command. An
+				 * unreadable BDAT leaves the stream out of sync:
+				 * close (RFC 3030 2). */
+				evbuffer_copyout(in, head, sizeof(head));
+				if (strncasecmp(head, "BDAT ", 5) == 0) {
+					smtp_session_reply_now(s, 501,
+					    "5.5.4 Syntax: BDAT size [LAST]");
+					smtp_session_close(s);
+					break;
+				}
 				s->skipping_line = 1;
 				evbuffer_drain(in, avail);
 			}
@@ -596,16 +615,53 @@ session_unsent(struct smtp_session *s)
 	return n;
 }
 
+/*
+ * Waits for the replies to drain, to close after the last one or to resume
+ * a client held back because it does not read. Polled every 20 ms: over
+ * TLS the filter's write callback cannot see the socket layer below it.
+ * Bounded by the command timeout.
+ */
 static void
 session_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 	struct timeval tv = { 0, 20000 };
+	size_t left = session_unsent(s);
 
-	if (session_unsent(s) == 0 || ++s->drain_ticks > 50 * s->cfg->command_timeout)
+	if (s->state == STATE_CLOSING) {
+		if (left == 0) {
+			session_kill(s);
+			return;
+		}
+	} else if (s->output_blocked) {
+		if (left <= SMTP_OUTPUT_MAX / 2) {
+			s->output_blocked = 0;
+			session_resume_soon(s);
+			return;
+		}
+	} else
+		return;
+	if (++s->drain_ticks > 50 * s->cfg->command_timeout) {
+		log_info("session=%s client=%s timeout writing replies", s->id,
+		    s->client_ip);
 		session_kill(s);
-	else
-		evtimer_add(s->ev_drain, &tv);
+		return;
+	}
+	evtimer_add(s->ev_drain, &tv);
+}
+
+static void
+session_watch_drain(struct smtp_session *s)
+{
+	if (s->ev_drain == NULL &&
+	    (s->ev_drain = evtimer_new(s->base, session_drain_cb, s)) == NULL) {
+		session_kill(s);
+		return;
+	}
+	if (evtimer_pending(s->ev_drain, NULL))
+		return;
+	s->drain_ticks = 0;
+	session_drain_cb(-1, 0, s);
 }
 
 static void
@@ -623,15 +679,10 @@ session_write_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		/* TLS: the last reply may still sit below the filter. */
-		if (s->ev_drain == NULL)
-			s->ev_drain = evtimer_new(s->base, session_drain_cb, s);
-		if (s->ev_drain == NULL)
-			session_kill(s);
-		else
-			session_drain_cb(-1, 0, s);
+		session_watch_drain(s);
 		return;
 	}
-	if (s->output_blocked) {
+	if (s->output_blocked && bufferevent_get_underlying(s->bev) == NULL) {
 		s->output_blocked = 0;
 		session_resume_soon(s);
 	}

@@ -116,6 +116,11 @@ cmd_mail(struct smtp_session *s, struct smtp_command *c)
 			smtp_session_reply_now(s, 553, "5.1.7 Bad sender address: %s", err);
 		return;
 	}
+	if (!s->esmtp && s->pending_args.nparams > 0) {
+		/* RFC 5321 4.1.1.11 / RFC 1869: parameters need EHLO */
+		smtp_session_reply_now(s, 555, "5.5.4 MAIL parameters need EHLO");
+		return;
+	}
 	if (session_check_mail_params(s) == -1)
 		return;
 	if (s->pending_args.utf8 && !smtp_path_param(&s->pending_args, "SMTPUTF8")) {
@@ -210,11 +215,12 @@ cmd_bdat(struct smtp_session *s, struct smtp_command *c)
 		smtp_session_close(s);
 		return;
 	}
-	if (s->state != STATE_RCPT && s->state != STATE_BDAT_WAIT) {
+	if (!s->esmtp || (s->state != STATE_RCPT && s->state != STATE_BDAT_WAIT)) {
 		/* Read and discard the chunk, then refuse (RFC 3030 2). */
 		s->discard_left = (size_t)size;
 		s->discarding = 1;
 		snprintf(s->discard_reply, sizeof(s->discard_reply), "%s",
+		    !s->esmtp ? "503 5.5.1 Error: BDAT needs EHLO (RFC 3030)" :
 		    s->state == STATE_MAIL ? "554 5.5.1 Error: no valid recipients" :
 		    "503 5.5.1 Error: need RCPT command");
 		return;
@@ -339,12 +345,33 @@ static const struct {
 	{ SMTP_CMD_STARTTLS, cmd_starttls },
 };
 
+static int
+session_line_has_ctl(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (((unsigned char)line[i] < 0x20 && line[i] != '\t') ||
+		    line[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
 void
 smtp_session_command(struct smtp_session *s, char *line, size_t len)
 {
 	struct smtp_command c;
 	size_t i, limit;
 
+	if (len >= 4 && strncasecmp(line, "BDAT", 4) == 0 &&
+	    (len == 4 || line[4] == ' ') &&
+	    (len + 2 > SMTP_LINE_MAX || session_line_has_ctl(line, len))) {
+		/* An unreadable BDAT: its chunk would be read as commands
+		 * (RFC 3030 2). Refuse and close. */
+		smtp_session_reply_now(s, 501, "5.5.4 Syntax: BDAT size [LAST]");
+		smtp_session_close(s);
+		return;
+	}
 	switch (smtp_command_parse(line, len, &c)) {
 	case SMTP_PARSE_EMPTY:
 		smtp_session_reply_now(s, 500, "5.5.2 Error: empty command");
