@@ -795,3 +795,43 @@ def test_pipelining_without_reading_replies(mx):
         rest.join(5)
         assert len(data) == len(want), (len(data), len(want), data[-60:])
         assert data == want
+
+
+@pytest.mark.parametrize("line", [
+    b"BDAT 22 LAST" + b" " * 600,          # over the 512-octet limit
+    b"BDAT 22\x01 LAST",                   # control character
+    b"BDAT 22 LAST" + b"x" * 1500,         # over the limit with no CRLF in sight
+])
+def test_unreadable_bdat_closes(mx, line):
+    """An unreadable BDAT line leaves the chunk's octets unaccounted for:
+    they must never be executed as commands (RFC 3030 2); 501 and close."""
+    d = mx.daemon()
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(250, "MAIL FROM:<a@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.send(line + b"\r\nNOOP\r\nRSET\r\n")
+        r = c.read_reply()
+        assert r.code == 501, r
+        assert c.wait_closed()
+
+
+def test_esmtp_parameters_need_ehlo(mx):
+    """After plain HELO no service extension is in force (RFC 5321
+    4.1.1.1): MAIL parameters get 555 and BDAT is refused after its chunk
+    is read, keeping the session in step."""
+    d = mx.daemon()
+    with d.connect() as c:
+        c.greeting()
+        c.expect(250, "HELO client.test")
+        c.expect(555, "MAIL FROM:<a@sender.test> SIZE=100")
+        c.expect(250, "MAIL FROM:<a@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.send(b"BDAT 5 LAST\r\nhello")
+        r = c.read_reply()
+        assert r.code == 503, r
+        c.expect(250, "NOOP")
+        c.expect(354, "DATA")
+        c.send(make_message("helo-data") + b".\r\n")
+        queued_id(c.read_reply())

@@ -1,6 +1,7 @@
 """STARTTLS on the listener (RFC 3207)."""
 
 import re
+import time
 import smtplib
 
 import pytest
@@ -152,3 +153,80 @@ def test_starttls_garbage_handshake(tls_daemon):
                                        make_message("after-junk")))
     sink.wait_messages(1)
     assert qid
+
+
+def test_tls_client_that_does_not_read_is_held_back(tls_daemon):
+    """Over TLS too, a client that floods commands and reads nothing is
+    held back: the daemon stops reading (its replies and memory stay
+    bounded) and, once the client reads, every reply arrives in order.
+    TLS runs over memory BIOs so one thread can send and receive freely."""
+    import select
+    import socket
+    import ssl as ssl_mod
+
+    d, _ = tls_daemon
+    raw = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"220")
+    raw.sendall(b"EHLO flood.test\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    raw.sendall(b"STARTTLS\r\n")
+    assert f.readline().startswith(b"220")
+    ctx = insecure_client_context()
+    inc, out = ssl_mod.MemoryBIO(), ssl_mod.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="mx.example.test")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl_mod.SSLWantReadError:
+            raw.sendall(out.read())
+            data = raw.recv(65536)
+            assert data, "closed during handshake"
+            inc.write(data)
+    raw.sendall(out.read())
+
+    n = 1000000                      # 14 MB of replies: more than socket buffers hold
+    tls.write(b"NOOP\r\n" * n + b"QUIT\r\n")
+    cipher = out.read()
+    raw.setblocking(False)
+    sent = 0
+    stall_deadline = time.monotonic() + 10
+    while sent < len(cipher) and time.monotonic() < stall_deadline:
+        _, w, _ = select.select([], [raw], [], 1.0)
+        if not w:
+            break                    # the daemon stopped reading: held back
+        try:
+            sent += raw.send(cipher[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+    assert sent < len(cipher), "the daemon read everything while its replies piled up"
+
+    want = b"250 2.0.0 Ok\r\n" * n + b"221 2.0.0 Bye\r\n"
+    got = bytearray()
+    deadline = time.monotonic() + 60
+    closed = False
+    while len(got) < len(want) and time.monotonic() < deadline and not closed:
+        r, w, _ = select.select([raw], [raw] if sent < len(cipher) else [], [], 1.0)
+        if w:
+            try:
+                sent += raw.send(cipher[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+        if r:
+            data = raw.recv(1 << 20)
+            if not data:
+                closed = True
+            inc.write(data)
+            while True:
+                try:
+                    chunk = tls.read(1 << 20)
+                except (ssl_mod.SSLWantReadError, ssl_mod.SSLZeroReturnError):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+    raw.close()
+    assert len(got) == len(want), (len(got), len(want))
+    assert bytes(got) == want
