@@ -29,6 +29,8 @@ LIB_SRCS = \
 	lib/log.c \
 	lib/id.c \
 	lib/fsutil.c \
+	lib/dns.c \
+	lib/dns_cache.c \
 	smtp/command.c \
 	smtp/path.c \
 	smtp/datastream.c \
@@ -36,6 +38,10 @@ LIB_SRCS = \
 	smtp/session_cmd.c \
 	smtp/tls.c \
 	smtp/client.c \
+	auth/spf.c \
+	auth/spf_macro.c \
+	auth/spf_record.c \
+	auth/spf_query.c \
 	queue/envelope.c \
 	queue/spool.c \
 	queue/scheduler.c \
@@ -44,7 +50,8 @@ LIB_SRCS = \
 	gateway/config_parse.c \
 	gateway/inbound.c \
 	gateway/listener.c \
-	gateway/daemon.c
+	gateway/daemon.c \
+	gateway/check.c
 
 MAIN_SRCS = gateway/main.c
 
@@ -55,9 +62,13 @@ UNIT_TESTS = \
 	test_datastream \
 	test_config \
 	test_spool \
-	test_session
+	test_session \
+	test_dns \
+	test_spf \
+	test_spf_conformance
 
-FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope
+FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
+	fuzz_spf_record fuzz_spf_macro
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -81,8 +92,8 @@ $(BUILD)/mxgate: $(MAIN_OBJS) $(BUILD)/libmxgate.a
 # Unit tests (cmocka), one binary per module under test.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmxgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) -o $@ $^ \
-		$(LDFLAGS) $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka yaml-0.1) -o $@ $^ \
+		$(LDFLAGS) $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka yaml-0.1)
 
 unit-tests: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
@@ -105,7 +116,7 @@ FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
-	queue/envelope.c
+	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 

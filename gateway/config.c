@@ -68,7 +68,7 @@ static int
 config_section_known(const char *name)
 {
 	static const char *const fixed[] = {
-		"server", "limits", "delivery", "tls", "domains",
+		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
 	};
 	size_t i;
 
@@ -469,6 +469,79 @@ config_delivery(struct config_load *ld, const char *section, const char *name,
 	return 2;
 }
 
+static int
+config_add_dns_server(struct config_load *ld, const char *section,
+    const char *name, const char *item, void *arg)
+{
+	struct config *cfg = ld->cfg;
+	char **d;
+
+	if (strlen(item) > 300 || strchr(item, ',') != NULL) {
+		config_error(ld, ld->line, section, name, "bad server '%s'", item);
+		return -1;
+	}
+	if ((d = realloc(cfg->dns_servers, (cfg->ndns_servers + 1) *
+	    sizeof(*d))) == NULL)
+		return -1;
+	cfg->dns_servers = d;
+	if ((d[cfg->ndns_servers] = strdup(item)) == NULL)
+		return -1;
+	cfg->ndns_servers++;
+	return 0;
+}
+
+static int
+config_dns_spf(struct config_load *ld, const char *section, const char *name,
+    const char *v)
+{
+	struct config *cfg = ld->cfg;
+	int *flag = NULL;
+
+	if (strcasecmp(section, "dns") == 0) {
+		if (IS("servers")) {
+			config_list(v, config_add_dns_server, ld, section, name, NULL);
+			return 0;
+		}
+		if (IS("timeout")) {
+			int secs;
+
+			if (config_parse_duration(v, &secs) == -1 || secs < 1 ||
+			    secs > 60)
+				config_bad_value(ld, section, name,
+				    "expected a duration from 1s to 60s", v);
+			else
+				cfg->dns_timeout_ms = secs * 1000;
+			return 0;
+		}
+		if (IS("cache")) {
+			if (config_parse_int(v, 0, 10000000, &cfg->dns_cache) == -1)
+				config_bad_value(ld, section, name,
+				    "expected a number of entries (0 disables)", v);
+			return 0;
+		}
+		return 2;
+	}
+	if (IS("check_helo"))
+		flag = &cfg->spf_helo;
+	else if (IS("check_mailfrom"))
+		flag = &cfg->spf_mailfrom;
+	else if (IS("reject_fail"))
+		flag = &cfg->spf_reject_fail;
+	else if (IS("defer_temperror"))
+		flag = &cfg->spf_defer_temperror;
+	else if (IS("time_budget")) {
+		if (config_parse_duration(v, &cfg->spf_budget) == -1 ||
+		    cfg->spf_budget < 1 || cfg->spf_budget > 300)
+			config_bad_value(ld, section, name,
+			    "expected a duration from 1s to 5m", v);
+		return 0;
+	} else
+		return 2;
+	if (config_parse_bool(v, flag) == -1)
+		config_bad_value(ld, section, name, "expected yes or no", v);
+	return 0;
+}
+
 /* Returns 0 handled, 1 handled with error reported, 2 unknown key, -1 OOM. */
 static int
 config_key(struct config_load *ld, const char *section, const char *name,
@@ -482,6 +555,8 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		return config_limits(ld, section, name, v);
 	if (strcasecmp(section, "delivery") == 0)
 		return config_delivery(ld, section, name, v);
+	if (strcasecmp(section, "dns") == 0 || strcasecmp(section, "spf") == 0)
+		return config_dns_spf(ld, section, name, v);
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -682,6 +757,11 @@ config_load(const char *path, struct buf *errors)
 	cfg->delivery_command_timeout = 300;
 	cfg->delivery_data_timeout = 600;
 	cfg->idle_timeout = 10;
+	cfg->dns_timeout_ms = 2000;
+	cfg->dns_cache = 10000;
+	cfg->spf_helo = 1;
+	cfg->spf_mailfrom = 1;
+	cfg->spf_budget = 20;
 
 	if ((ld.fp = fopen(path, "r")) == NULL) {
 		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
@@ -731,6 +811,9 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->ndomains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	for (i = 0; i < cfg->ndns_servers; i++)
+		free(cfg->dns_servers[i]);
+	free(cfg->dns_servers);
 	free(cfg->path);
 	free(cfg->hostname);
 	free(cfg->spool);

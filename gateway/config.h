@@ -68,6 +68,17 @@ struct config {
 	int command_timeout;
 	int data_timeout;
 
+	char **dns_servers;		/* "host[:port]"; none = resolv.conf */
+	size_t ndns_servers;
+	int dns_timeout_ms;
+	int dns_cache;
+
+	int spf_helo;			/* check the HELO identity */
+	int spf_mailfrom;		/* check the MAIL FROM identity */
+	int spf_reject_fail;		/* 550 5.7.23 at MAIL on fail */
+	int spf_defer_temperror;	/* 451 4.4.3 at MAIL on temperror */
+	int spf_budget;			/* seconds per check */
+
 	int delivery_concurrency;
 	int retry_initial;
 	int retry_max;
@@ -93,5 +104,6 @@ const struct config_route *config_route_for(const struct config *cfg,
 int config_parse_size(const char *s, size_t *r);
 int config_parse_duration(const char *s, int *r);
 int config_parse_int(const char *s, int min, int max, int *r);
+int config_parse_bool(const char *s, int *r);
 
 #endif

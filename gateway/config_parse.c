@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <strings.h>
 
 static int
 config_number(const char *s, unsigned long long *v_r, char *suffix_r)
@@ -77,4 +78,24 @@ config_parse_int(const char *s, int min, int max, int *r)
 		return -1;
 	*r = (int)v;
 	return 0;
+}
+
+int
+config_parse_bool(const char *s, int *r)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*r = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*r = 0;
+			return 0;
+		}
+	}
+	return -1;
 }

@@ -38,6 +38,21 @@
 #include "lib/log.h"
 #include "smtp/tls.h"
 
+struct dns_resolver *
+daemon_resolver(struct event_base *base, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct dns_config dc;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.servers = (const char *const *)cfg->dns_servers;
+	dc.nservers = cfg->ndns_servers;
+	dc.timeout_ms = cfg->dns_timeout_ms;
+	dc.tries = 2;
+	dc.cache_entries = (size_t)cfg->dns_cache;
+	return dns_resolver_new(base, &dc, err, errlen);
+}
+
 static void
 daemon_recovered(const char *id, void *arg)
 {
@@ -235,6 +250,12 @@ daemon_fixed_change(const struct config *a, const struct config *b)
 		return "[server] user";
 	if (a->log_syslog != b->log_syslog)
 		return "[server] log";
+	if (a->ndns_servers != b->ndns_servers || a->dns_timeout_ms != b->dns_timeout_ms ||
+	    a->dns_cache != b->dns_cache)
+		return "[dns]";
+	for (i = 0; i < a->ndns_servers; i++)
+		if (strcmp(a->dns_servers[i], b->dns_servers[i]) != 0)
+			return "[dns]";
 	if (a->nlisteners != b->nlisteners)
 		return "the listeners";
 	for (i = 0; i < a->nlisteners; i++)
@@ -427,6 +448,10 @@ daemon_serve(const char *config_path, int debug)
 		log_error("out of memory at start-up");
 		goto out;
 	}
+	if ((gw.resolver = daemon_resolver(gw.base, gw.cfg, err, sizeof(err))) == NULL) {
+		log_error("resolver: %s", err);
+		goto out;
+	}
 	if (listener_open_all(&gw) == -1)
 		goto out;
 	if (daemon_drop_privileges(&gw) == -1)
@@ -481,6 +506,7 @@ out:
 	}
 	scheduler_free(gw.sched);
 	delivery_ctx_free(gw.dctx);
+	dns_resolver_free(gw.resolver);
 	spool_close(gw.spool);
 	if (gw.server_ssl)
 		SSL_CTX_free(gw.server_ssl);

@@ -14,7 +14,10 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
+#include "auth/spf.h"
+#include "auth/spf_query.h"
 #include "gateway/config.h"
+#include "lib/dns.h"
 #include "queue/delivery.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
@@ -28,6 +31,7 @@ struct gw_retired;
 struct gateway {
 	struct event_base *base;
 	struct config *cfg;
+	struct dns_resolver *resolver;
 	struct spool *spool;
 	struct delivery_ctx *dctx;
 	struct scheduler *sched;
@@ -62,10 +66,20 @@ struct gw_conn {
 	char ip[64];
 	struct spool_msg *msg;		/* content being received */
 	char id[ID_LEN + 1];
+	struct spf_query *spfq;		/* SPF check in flight (HELO or MAIL) */
+	enum spf_result helo_spf;	/* -1 when not checked */
+	enum spf_result mail_spf;	/* -1 when not checked */
+	char *spf_header;		/* Received-SPF for the transaction */
 	struct gw_conn *prev, *next;
 };
 
 /* daemon.c */
 int daemon_serve(const char *config_path, int foreground_debug);
+/* The resolver as [dns] configures it (also for the check command). */
+struct dns_resolver *daemon_resolver(struct event_base *base,
+    const struct config *cfg, char *err, size_t errlen);
+
+/* check.c: `mxgate check spf ...` */
+int check_main(int argc, char **argv);
 
 #endif

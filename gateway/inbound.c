@@ -16,6 +16,8 @@
 #include "lib/log.h"
 #include "smtp/tls.h"
 
+#define SPF_UNCHECKED ((enum spf_result)-1)
+
 static struct gw_conn *
 conn_of(struct smtp_session *s)
 {
@@ -27,8 +29,116 @@ inbound_connect(struct smtp_session *s, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
 
+	c->helo_spf = c->mail_spf = SPF_UNCHECKED;
 	log_info("session=%s connect client=%s", smtp_session_id(s), c->ip);
 	smtp_session_accept(s);
+}
+
+static const char *
+spf_name(enum spf_result r)
+{
+	return r == SPF_UNCHECKED ? "-" : spf_result_name(r);
+}
+
+static void
+inbound_spf_params(struct gw_conn *c, enum spf_identity id,
+    struct spf_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->identity = id;
+	p->ip = c->ip;
+	p->sender = id == SPF_ID_MAILFROM ? smtp_session_sender(c->s) : "";
+	p->helo = smtp_session_helo(c->s) ? smtp_session_helo(c->s) : "";
+	p->receiver = c->gw->cfg->hostname;
+}
+
+/* RFC 7208 2.3: the HELO identity, checked for DMARC and the log; it
+ * decides nothing by itself. */
+static void
+inbound_helo_spf_done(const struct spf *spf, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	c->spfq = NULL;
+	c->helo_spf = spf_result(spf);
+	log_info("session=%s client=%s helo=%s spf_helo=%s reason=%s",
+	    smtp_session_id(c->s), c->ip, log_safe(smtp_session_helo(c->s)),
+	    spf_result_name(c->helo_spf), log_safe(spf_reason(spf)));
+	smtp_session_accept(c->s);
+}
+
+static void
+inbound_helo(struct smtp_session *s, const char *helo, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	const struct config *cfg = c->gw->cfg;
+	struct spf_params p;
+
+	c->helo_spf = SPF_UNCHECKED;
+	if (!cfg->spf_helo || c->gw->resolver == NULL) {
+		smtp_session_accept(s);
+		return;
+	}
+	inbound_spf_params(c, SPF_ID_HELO, &p);
+	p.helo = helo;
+	c->spfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
+	    cfg->spf_budget * 1000, inbound_helo_spf_done, c);
+	if (c->spfq == NULL)
+		smtp_session_accept(s);
+}
+
+/* RFC 7208 2.4: the MAIL FROM identity. By default SPF alone refuses
+ * nothing (DMARC decides); the [spf] settings may make fail a 550 and
+ * temperror a 451 (RFC 7372 codes). */
+static void
+inbound_mail_spf_done(const struct spf *spf, void *arg)
+{
+	struct gw_conn *c = arg;
+	const struct config *cfg = c->gw->cfg;
+	enum spf_result r = spf_result(spf);
+	char hdr[2048];
+
+	c->spfq = NULL;
+	c->mail_spf = r;
+	free(c->spf_header);
+	c->spf_header = NULL;
+	if (spf_received_header(spf, cfg->hostname, hdr, sizeof(hdr)) == 0)
+		c->spf_header = strdup(hdr);
+	log_info("session=%s client=%s from=<%s> spf=%s domain=%s reason=%s",
+	    smtp_session_id(c->s), c->ip, log_safe(smtp_session_sender(c->s)),
+	    spf_result_name(r), log_safe(spf_domain(spf)),
+	    log_safe(spf_reason(spf)));
+	if (r == SPF_FAIL && cfg->spf_reject_fail) {
+		smtp_session_reply(c->s, 550, "5.7.23 SPF validation failed: %s",
+		    spf_explanation(spf));
+		return;
+	}
+	if (r == SPF_TEMPERROR && cfg->spf_defer_temperror) {
+		smtp_session_reply(c->s, 451, "4.4.3 SPF check failed temporarily, "
+		    "try again later");
+		return;
+	}
+	smtp_session_accept(c->s);
+}
+
+static void
+inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
+{
+	struct gw_conn *c = conn_of(s);
+	const struct config *cfg = c->gw->cfg;
+	struct spf_params p;
+
+	c->mail_spf = SPF_UNCHECKED;
+	if (!cfg->spf_mailfrom || c->gw->resolver == NULL) {
+		smtp_session_accept(s);
+		return;
+	}
+	inbound_spf_params(c, SPF_ID_MAILFROM, &p);
+	p.sender = a->path;	/* not yet the session's: MAIL is pending */
+	c->spfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
+	    cfg->spf_budget * 1000, inbound_mail_spf_done, c);
+	if (c->spfq == NULL)
+		smtp_session_accept(s);
 }
 
 static void
@@ -115,6 +225,9 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
 		return;
 	}
+	/* RFC 7208 9.1: Received-SPF above the Received field it goes with */
+	if (c->spf_header)
+		buf_appendf(&b, "%s\r\n", c->spf_header);
 	if (inbound_received(c, &b) == -1 ||
 	    spool_msg_write(c->msg, b.data, b.len) == -1) {
 		buf_free(&b);
@@ -151,11 +264,12 @@ inbound_log_summary(struct gw_conn *c, const struct envelope *env,
 	if (smtp_session_ssl(s))
 		snprintf(tls, sizeof(tls), "%s", tls_version(smtp_session_ssl(s)));
 	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
-	    "size=%zu proto=%s tls=%s status=%s",
+	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s status=%s",
 	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
 	    log_safe(smtp_session_helo(s)), log_safe(env->sender ? env->sender : ""),
 	    log_safe(to.data ? to.data : ""), env->nrcpt, env->size,
-	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none", status);
+	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none",
+	    spf_name(c->mail_spf), spf_name(c->helo_spf), status);
 	buf_free(&to);
 }
 
@@ -209,6 +323,9 @@ inbound_txn_end(struct smtp_session *s, void *arg)
 		spool_msg_abort(c->msg);
 		c->msg = NULL;
 	}
+	free(c->spf_header);
+	c->spf_header = NULL;
+	c->mail_spf = SPF_UNCHECKED;
 }
 
 static void
@@ -218,6 +335,8 @@ inbound_close(struct smtp_session *s, void *arg)
 	struct gateway *gw = c->gw;
 
 	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
+	spf_query_cancel(c->spfq);	/* a decision may still be pending */
+	free(c->spf_header);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -230,6 +349,8 @@ inbound_close(struct smtp_session *s, void *arg)
 
 const struct smtp_hooks inbound_hooks = {
 	.on_connect = inbound_connect,
+	.on_helo = inbound_helo,
+	.on_mail = inbound_mail,
 	.on_rcpt = inbound_rcpt,
 	.on_data_start = inbound_data_start,
 	.on_data_chunk = inbound_data_chunk,

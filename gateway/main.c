@@ -16,6 +16,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: mxgate serve [-c FILE] [-d]    run the gateway in the foreground\n"
 	    "       mxgate config check [-c FILE]  validate a configuration\n"
+	    "       mxgate check spf --ip IP --sender ADDRESS --helo NAME [--dns HOST:PORT]\n"
 	    "       mxgate version\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -d       log at debug level\n");
@@ -56,6 +57,8 @@ main(int argc, char **argv)
 	    strcmp(argv[2], "check") == 0) {
 		cmd = CMD_CHECK;
 		cmd_args = 2;
+	} else if (strcmp(argv[1], "check") == 0) {
+		return check_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("mxgate %s\n", MXGATE_VERSION);
 		return 0;

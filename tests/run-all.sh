@@ -38,6 +38,7 @@ run_unit() {
 			cat "$out"
 		fi
 		grep -i 'skip' "$out" | grep -v '^\[' | sed 's/^/   /' || true
+		grep -E '^[a-z0-9]+: [0-9]+ ran' "$out" | sed 's/^/      /' || true
 	done
 }
 

@@ -640,6 +640,12 @@ class MxEnv:
                 "command_timeout": "10",
                 "data_timeout": "10",
             },
+            # SMTP tests need no DNS: SPF is off unless a test turns it on
+            # (with its own DNS server, see test_spf.py)
+            "spf": {
+                "check_helo": "no",
+                "check_mailfrom": "no",
+            },
         }
         for sec, keys in (sections or {}).items():
             if keys is None:
