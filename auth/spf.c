@@ -421,8 +421,6 @@ push(struct spf *s, const char *domain)
 	snprintf(f->domain, sizeof(f->domain), "%s", domain);
 }
 
-static void exp_start(struct spf *);
-
 /*
  * The top frame has a result. RFC 7208 5.2: an include's pass is a
  * match, fail/softfail/neutral no match, temperror and permerror go up,

@@ -508,6 +508,90 @@ test_engine_helo_identity(void **state)
 	spf_free(s);
 }
 
+static void
+test_engine_hostile_expansion(void **state)
+{
+	static const struct zrec z[] = {
+		{ "example.com", DNS_T_TXT, NULL },	/* filled below */
+		{ "trunc.example", DNS_T_TXT,
+		    "v=spf1 exists:%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}."
+		    "%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}."
+		    "%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.%{l}.ok.example "
+		    "-all" },
+	};
+	struct zrec zz[NELEM(z)];
+	struct buf rec = { 0 };
+	struct spf *s;
+	const char *name;
+	enum dns_type type;
+	int i;
+
+	/* a record whose one term expands past the cap: permerror */
+	buf_appends(&rec, "v=spf1 a:");
+	for (i = 0; i < 900; i++)
+		buf_appends(&rec, "%{S}");
+	buf_appends(&rec, ".example.com");
+	memcpy(zz, z, sizeof(z));
+	zz[0].value = rec.data;
+	assert_int_equal(check("192.0.2.1", "abcdefghijklmnop@example.com",
+	    zz, NELEM(zz), &s), SPF_PERMERROR);
+	assert_non_null(strstr(spf_reason(s), "macro expansion"));
+	spf_free(s);
+	buf_free(&rec);
+
+	/* RFC 7208 7.3: cut from the left to 253 octets */
+	s = new_check("192.0.2.1", "abcdefghi@trunc.example", "h.example");
+	while (spf_step(s, &name, &type) == SPF_NEED_DNS) {
+		struct dns_answer a = { 0 };
+		struct dns_rr rr = { 0 };
+
+		if (type == DNS_T_TXT) {
+			rr.text = (char *)zz[1].value;
+			rr.len = strlen(rr.text);
+			a.status = DNS_OK;
+			a.rr = &rr;
+			a.n = 1;
+		} else {
+			assert_int_equal(type, DNS_T_A);
+			assert_true(strlen(name) <= 253);
+			assert_true(strlen(name) > 240);
+			assert_string_equal(name + strlen(name) - 17,
+			    "abcdefghi.ok.example" + 3);
+			assert_true(strncmp(name, "abcdefghi.", 10) == 0);
+			a.status = DNS_NXDOMAIN;
+		}
+		spf_answer(s, &a);
+	}
+	assert_int_equal(spf_result(s), SPF_FAIL);
+	spf_free(s);
+}
+
+static void
+test_engine_abort_during_exp(void **state)
+{
+	struct spf *s = new_check("192.0.2.1", "a@example.com", "h.example");
+	struct dns_answer a = { 0 };
+	struct dns_rr rr = { 0 };
+	const char *name;
+	enum dns_type type;
+
+	assert_int_equal(spf_step(s, &name, &type), SPF_NEED_DNS);
+	rr.text = "v=spf1 -all exp=why.example.com";
+	rr.len = strlen(rr.text);
+	a.status = DNS_OK;
+	a.rr = &rr;
+	a.n = 1;
+	spf_answer(s, &a);
+	assert_int_equal(spf_step(s, &name, &type), SPF_NEED_DNS);
+	assert_string_equal(name, "why.example.com");
+	/* the result is known: an abort only drops the explanation */
+	spf_abort(s, "budget");
+	assert_int_equal(spf_step(s, &name, &type), SPF_DONE);
+	assert_int_equal(spf_result(s), SPF_FAIL);
+	assert_non_null(strstr(spf_explanation(s), "does not designate"));
+	spf_free(s);
+}
+
 /* ---- Received-SPF ---- */
 
 static void
@@ -587,6 +671,8 @@ main(void)
 		cmocka_unit_test(test_engine_mx_ptr_limits),
 		cmocka_unit_test(test_engine_dns_errors),
 		cmocka_unit_test(test_engine_helo_identity),
+		cmocka_unit_test(test_engine_hostile_expansion),
+		cmocka_unit_test(test_engine_abort_during_exp),
 		cmocka_unit_test(test_received_header),
 		cmocka_unit_test(test_received_header_injection),
 	};
