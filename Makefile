@@ -41,6 +41,7 @@ LIB_SRCS = \
 	auth/spf.c \
 	auth/spf_macro.c \
 	auth/spf_record.c \
+	auth/spf_header.c \
 	auth/spf_query.c \
 	queue/envelope.c \
 	queue/spool.c \
@@ -116,7 +117,8 @@ FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
-	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c
+	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
+	auth/spf_header.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 

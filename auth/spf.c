@@ -1148,118 +1148,14 @@ spf_expand(struct spf *s, const char *src, int exp, char *out, size_t n)
 	return rc == 0 ? 0 : -1;
 }
 
-/* RFC 5322 atext, for the dot-atom form of a key=value value. */
-static int
-is_atext(unsigned char c)
+void
+spf_facts(const struct spf *s, struct spf_facts *f)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~",
-	    c) != NULL);
-}
-
-static int
-is_dot_atom(const char *v)
-{
-	size_t i, len = strlen(v);
-
-	if (len == 0 || v[0] == '.' || v[len - 1] == '.')
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (v[i] == '.' ? v[i + 1] == '.' : !is_atext((unsigned char)v[i]))
-			return 0;
-	}
-	return 1;
-}
-
-/* Client text into a comment or quoted-string: printable, escaped. */
-static void
-append_escaped(struct buf *b, const char *v, const char *special)
-{
-	for (; *v != '\0'; v++) {
-		unsigned char c = (unsigned char)*v;
-
-		if (c < 0x20 || c >= 0x7f)
-			c = '?';
-		else if (strchr(special, c) != NULL)
-			buf_appendc(b, '\\');
-		buf_appendc(b, (char)c);
-	}
-}
-
-static void
-append_kv(struct buf *b, const char *key, const char *v)
-{
-	buf_appendf(b, " %s=", key);
-	if (is_dot_atom(v)) {
-		buf_appends(b, v);
-	} else {
-		buf_appendc(b, '"');
-		append_escaped(b, v, "\"\\");
-		buf_appendc(b, '"');
-	}
-	buf_appendc(b, ';');
-}
-
-int
-spf_received_header(const struct spf *s, const char *receiver, char *out,
-    size_t n)
-{
-	struct buf b = { 0 }, c = { 0 };
-	const char *rcv = receiver != NULL && receiver[0] != '\0' ? receiver :
-	    s->receiver;
-	const char *ip = s->family != 0 ? s->ip_c : "unknown";
-	int rc = -1;
-
-	/* RFC 7208 9.1: result (comment) key=value; ... */
-	buf_appendf(&c, "%s: ", rcv);
-	switch (s->result) {
-	case SPF_PASS:
-		buf_appendf(&c, "domain of %s designates %s as permitted sender",
-		    s->sender, ip);
-		break;
-	case SPF_FAIL:
-		buf_appendf(&c, "domain of %s does not designate %s as "
-		    "permitted sender", s->sender, ip);
-		break;
-	case SPF_SOFTFAIL:
-		buf_appendf(&c, "domain of transitioning %s does not "
-		    "designate %s as permitted sender", s->sender, ip);
-		break;
-	case SPF_NEUTRAL:
-		buf_appendf(&c, "%s is neither permitted nor denied by domain "
-		    "of %s", ip, s->sender);
-		break;
-	case SPF_NONE:
-		buf_appendf(&c, "domain of %s does not publish an SPF record",
-		    s->sender);
-		break;
-	case SPF_TEMPERROR:
-		buf_appendf(&c, "temporary error checking %s: %s", s->sender,
-		    spf_reason(s));
-		break;
-	case SPF_PERMERROR:
-		buf_appendf(&c, "permanent error in the SPF record of %s: %s",
-		    s->sender, spf_reason(s));
-		break;
-	}
-	buf_appendf(&b, "Received-SPF: %s (", spf_result_name(s->result));
-	if (c.data != NULL)
-		append_escaped(&b, c.data, "()\\");
-	buf_appendc(&b, ')');
-	append_kv(&b, "client-ip", ip);
-	append_kv(&b, "envelope-from", s->identity == SPF_ID_MAILFROM ?
-	    s->orig_sender : "");
-	append_kv(&b, "helo", s->helo);
-	append_kv(&b, "receiver", rcv);
-	append_kv(&b, "identity", s->identity == SPF_ID_HELO ? "helo" :
-	    "mailfrom");
-	if (b.data != NULL && b.len < n) {
-		memcpy(out, b.data, b.len + 1);
-		rc = 0;
-	} else if (n > 0) {
-		out[0] = '\0';
-	}
-	buf_free(&b);
-	buf_free(&c);
-	return rc;
+	f->result = s->result;
+	f->identity = s->identity;
+	f->receiver = s->receiver;
+	f->ip = s->family != 0 ? s->ip_c : "unknown";
+	f->sender = s->sender;
+	f->orig_sender = s->orig_sender;
+	f->helo = s->helo;
 }

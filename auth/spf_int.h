@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "auth/spf.h"
 #include "lib/buf.h"
 
 #define SPF_NAME_MAX		253	/* RFC 7208 7.3: domain length */
@@ -85,5 +86,17 @@ int spf_macro_expand(const struct spf_macro_ctx *ctx, const char *src,
     size_t len, int exp, struct buf *out);
 /* Does src use the p macro (which needs DNS before expanding)? */
 int spf_macro_uses_p(const char *src, size_t len);
+
+/* spf.c: what spf_header.c needs of a finished check */
+struct spf_facts {
+	enum spf_result result;
+	enum spf_identity identity;
+	const char *receiver;
+	const char *ip;			/* "unknown" if unparseable */
+	const char *sender;		/* checked sender (postmaster@helo ...) */
+	const char *orig_sender;	/* MAIL FROM as given */
+	const char *helo;
+};
+void spf_facts(const struct spf *s, struct spf_facts *f);
 
 #endif
