@@ -75,7 +75,7 @@ LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 DEPS = $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 
-.PHONY: all clean check check-unit check-integration fuzz install run san
+.PHONY: all bench clean check check-unit check-integration fuzz install run san
 
 all: $(BUILD)/mxgate
 
@@ -125,6 +125,13 @@ fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+
+# Benchmarks (timings, never pass/fail): see tests/bench/.
+$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+bench: $(BUILD)/bench_spf
+	tests/bench/spf.sh
 
 run: all
 	tests/tools/demo.sh $(BUILD)/mxgate etc/mxgate.ini
