@@ -214,18 +214,23 @@ def gen_records(rng, n):
     zone["mail.x.test"] = [{"type": "MX", "pref": 10, "value": "hosts.x.test"}]
     zone["1.0.2.10.in-addr.arpa"] = [{"type": "PTR", "value": "hosts.x.test"}]
     zone["10.2.0.1.e.x.test"] = [{"type": "A", "value": "127.0.0.2"}]
+    zone["explain.x.test"] = txt("%{i} is not one of %{d}'s servers")
+    zone["x.test"] = [{"type": "A", "value": "10.1.2.3"}]
     terms = ["ip4:10.1.2.0/24", "ip4:10.3.0.1", "ip6:2001:db8:1::/64",
              "a:hosts.x.test", "a:hosts.x.test/24", "a:hosts.x.test//64",
              "mx:mail.x.test", "mx:mail.x.test/16", "include:inc.x.test",
              "include:inc2.x.test", "exists:%{i}.e.x.test", "ptr:x.test",
-             "a:nx.x.test", "include:nx.x.test", "ip4:10.9.9.9/0"]
+             "a:nx.x.test", "include:nx.x.test", "ip4:10.9.9.9/0",
+             "exists:%{ir}.%{v}._spf.%{d}", "a:%{d2}", "include:%{l}.x.test",
+             "mx", "a", "ptr"]
     quals = ["", "+", "-", "~", "?"]
     alls = ["-all", "~all", "?all", "+all", ""]
     names = []
     for i in range(n):
         t = rng.sample(terms, rng.randint(0, 4))
         rec = "v=spf1 " + " ".join(rng.choice(quals) + x for x in t)
-        tail = rng.choice(alls + ["redirect=inc.x.test"])
+        tail = rng.choice(alls + ["redirect=inc.x.test", "redirect=%{d1r}.x.test",
+                                  "exp=explain.x.test -all"])
         rec = (rec + " " + tail).strip()
         name = "d%d.x.test" % i
         zone[name] = txt(rec)
@@ -240,11 +245,12 @@ def test_cross_check_with_pyspf(mx, dns):
     except subprocess.CalledProcessError:
         pytest.skip("pyspf (python3-spf) or dnspython not installed")
     rng = random.Random(7208)
-    zone, names = gen_records(rng, 40)
+    zone, names = gen_records(rng, 80)
     z = dns(zone)
     ips = ["10.1.2.3", "10.2.0.1", "10.2.0.3", "10.3.0.1", "10.9.9.9",
            "192.0.2.1", "2001:db8:1::5", "2001:db8:2::1"]
-    cases = [(rng.choice(ips), "user@" + n, "helo.x.test") for n in names]
+    cases = [(rng.choice(ips), rng.choice(["user@", "inc2@", "a.b@"]) + n,
+              "helo.x.test") for n in names]
     py = subprocess.run(["/usr/bin/python3", "-c", PYSPF, str(z.port)],
                         input=json.dumps(cases), capture_output=True, text=True,
                         timeout=300)
@@ -258,3 +264,26 @@ def test_cross_check_with_pyspf(mx, dns):
     diff = [(c, o, t, zone[c[1].split("@")[1]][0]["value"][0])
             for c, o, t in zip(cases, ours, theirs) if o != t]
     assert not diff, "\n".join("%s: mxgate=%s pyspf=%s record=%r" % d for d in diff)
+
+
+def test_pipelined_commands_wait_for_spf(mx, dns):
+    """SPF answers arrive later; commands pipelined behind HELO and MAIL
+    wait in order and are answered in order."""
+    z = dns(ZONE)
+    sink = mx.sink()
+    d = spf_daemon(mx, sink, z, reject_fail="yes")
+    with d.connect() as c:
+        c.greeting()
+        c.send(b"EHLO helo.test\r\nMAIL FROM:<bob@onprem.test>\r\n"
+               b"RCPT TO:<user@example.test>\r\n"
+               b"MAIL FROM:<alice@pass.test>\r\nRCPT TO:<user@example.test>\r\n"
+               b"DATA\r\n")
+        assert c.read_reply().code == 250           # EHLO
+        assert c.read_reply().first.startswith("550 5.7.23")   # MAIL: fail
+        assert c.read_reply().code == 503           # RCPT without MAIL
+        assert c.read_reply().code == 250           # MAIL: pass
+        assert c.read_reply().code == 250           # RCPT
+        assert c.read_reply().code == 354
+        c.send(make_message("pipelined-spf", sender="alice@pass.test") + b".\r\n")
+        queued_id(c.read_reply())
+    assert sink.wait_messages(1)[0]["mail_from"] == "alice@pass.test"
