@@ -70,6 +70,7 @@ struct gw_conn {
 	enum spf_result helo_spf;	/* -1 when not checked */
 	enum spf_result mail_spf;	/* -1 when not checked */
 	char *spf_header;		/* Received-SPF for the transaction */
+	char *spf_sender;		/* MAIL FROM being checked */
 	struct gw_conn *prev, *next;
 };
 

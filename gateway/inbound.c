@@ -105,7 +105,7 @@ inbound_mail_spf_done(const struct spf *spf, void *arg)
 	if (spf_received_header(spf, cfg->hostname, hdr, sizeof(hdr)) == 0)
 		c->spf_header = strdup(hdr);
 	log_info("session=%s client=%s from=<%s> spf=%s domain=%s reason=%s",
-	    smtp_session_id(c->s), c->ip, log_safe(smtp_session_sender(c->s)),
+	    smtp_session_id(c->s), c->ip, log_safe(c->spf_sender),
 	    spf_result_name(r), log_safe(spf_domain(spf)),
 	    log_safe(spf_reason(spf)));
 	if (r == SPF_FAIL && cfg->spf_reject_fail) {
@@ -129,6 +129,11 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 	struct spf_params p;
 
 	c->mail_spf = SPF_UNCHECKED;
+	/* a refused MAIL leaves no header for the next one */
+	free(c->spf_header);
+	c->spf_header = NULL;
+	free(c->spf_sender);
+	c->spf_sender = strdup(a->path);	/* MAIL is pending: not the session's yet */
 	if (!cfg->spf_mailfrom || c->gw->resolver == NULL) {
 		smtp_session_accept(s);
 		return;
@@ -337,6 +342,7 @@ inbound_close(struct smtp_session *s, void *arg)
 	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
 	spf_query_cancel(c->spfq);	/* a decision may still be pending */
 	free(c->spf_header);
+	free(c->spf_sender);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -305,6 +305,8 @@ dns_rr_text(struct dns_rr *rr, const void *p, size_t len)
 }
 
 /* The answer count of the header: room for the addrttls. */
+#define DNS_MAX_RECORDS 256
+
 static int
 dns_ancount(const unsigned char *m, int len)
 {
@@ -448,6 +450,17 @@ dns_classify(struct dns_resolver *r, struct dns_answer *a, int status,
 	    status == ARES_ENOTFOUND)
 		(void)dns_walk_ttls(m, len, &an_ttl, &have_an, &neg_ttl,
 		    &have_neg);
+	/* Parsing cost in c-ares grows with the square of the record count;
+	 * no legitimate answer needs hundreds of records. A hostile zone
+	 * must not buy our loop's time with them. */
+	if (status == ARES_SUCCESS && len >= DNS_HDR_LEN &&
+	    dns_get16(m + 6) > DNS_MAX_RECORDS) {
+		log_warning("dns: name=%s type=%s answer with %u records refused "
+		    "(more than %d)", log_safe(a->name), dns_type_name(a->type),
+		    dns_get16(m + 6), DNS_MAX_RECORDS);
+		a->status = DNS_ERROR;
+		return 0;
+	}
 	switch (status) {
 	case ARES_SUCCESS:
 		switch (a->type) {

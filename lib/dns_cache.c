@@ -5,7 +5,9 @@
 #include "lib/dns_cache.h"
 
 #include <sys/queue.h>
+#include <sys/random.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@ struct dns_cache_entry {
 	uint32_t hash;
 	enum dns_type type;
 	uint64_t expires_ms;
+	size_t bytes;				/* accounted size */
 	struct dns_answer *a;			/* a->name is the key */
 };
 
@@ -27,14 +30,32 @@ struct dns_cache {
 	size_t nbuckets;			/* a power of two */
 	size_t count;
 	size_t max;
+	size_t bytes;				/* sum of entry sizes */
+	uint32_t seed;				/* hash seed: no chosen collisions */
 	struct dns_cache_lru lru;
 };
 
-/* FNV-1a over the key and the type. */
-static uint32_t
-dns_cache_hash(const char *key, enum dns_type type)
+/* Entry sizes count toward DNS_CACHE_BYTES so the cache is bounded in
+ * memory, not only in entries; one answer never takes more than
+ * DNS_CACHE_ENTRY_BYTES (larger ones are not cached). */
+#define DNS_CACHE_BYTES		(32U * 1024 * 1024)
+#define DNS_CACHE_ENTRY_BYTES	(64U * 1024)
+
+static size_t
+dns_cache_size(const struct dns_answer *a)
 {
-	uint32_t h = 2166136261U;
+	size_t i, n = sizeof(*a) + a->n * sizeof(*a->rr) + 64;
+
+	for (i = 0; i < a->n; i++)
+		n += a->rr[i].len + 1;
+	return n;
+}
+
+/* FNV-1a over the key and the type, from a random seed. */
+static uint32_t
+dns_cache_hash(const struct dns_cache *c, const char *key, enum dns_type type)
+{
+	uint32_t h = 2166136261U ^ c->seed;
 
 	for (; *key != '\0'; key++)
 		h = (h ^ (unsigned char)*key) * 16777619U;
@@ -58,6 +79,9 @@ dns_cache_new(size_t max)
 	}
 	c->nbuckets = n;
 	c->max = max;
+	if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(c->seed))
+		c->seed = (uint32_t)(uintptr_t)c;
 	TAILQ_INIT(&c->lru);
 	return c;
 }
@@ -84,6 +108,7 @@ dns_cache_remove(struct dns_cache *c, struct dns_cache_entry **pp)
 
 	*pp = e->hnext;
 	TAILQ_REMOVE(&c->lru, e, lru);
+	c->bytes -= e->bytes;
 	dns_answer_free(e->a);
 	free(e);
 	c->count--;
@@ -113,7 +138,7 @@ dns_cache_get(struct dns_cache *c, const char *key, enum dns_type type,
 	struct dns_answer *a;
 	uint64_t left;
 
-	pp = dns_cache_slot(c, key, type, dns_cache_hash(key, type));
+	pp = dns_cache_slot(c, key, type, dns_cache_hash(c, key, type));
 	if ((e = *pp) == NULL)
 		return NULL;
 	if (now_ms >= e->expires_ms) {
@@ -135,15 +160,20 @@ dns_cache_put(struct dns_cache *c, const char *key,
     const struct dns_answer *a, uint32_t ttl, uint64_t now_ms)
 {
 	struct dns_cache_entry **pp, *e;
-	uint32_t hash = dns_cache_hash(key, a->type);
+	uint32_t hash = dns_cache_hash(c, key, a->type);
 	size_t b;
+
+	size_t size = dns_cache_size(a);
 
 	if (ttl == 0 || c->max == 0)
 		return 0;
 	pp = dns_cache_slot(c, key, a->type, hash);
 	if (*pp != NULL)
 		dns_cache_remove(c, pp);
-	while (c->count >= c->max) {
+	if (size > DNS_CACHE_ENTRY_BYTES)
+		return 0;
+	while (c->count > 0 && (c->count >= c->max ||
+	    c->bytes + size > DNS_CACHE_BYTES)) {
 		e = TAILQ_LAST(&c->lru, dns_cache_lru);
 		b = e->hash & (c->nbuckets - 1);
 		for (pp = &c->buckets[b]; *pp != e; pp = &(*pp)->hnext)
@@ -157,6 +187,8 @@ dns_cache_put(struct dns_cache *c, const char *key,
 		return -1;
 	}
 	e->a->ttl = ttl;
+	e->bytes = size;
+	c->bytes += size;
 	e->hash = hash;
 	e->type = a->type;
 	e->expires_ms = now_ms + (uint64_t)ttl * 1000;

@@ -287,3 +287,29 @@ def test_pipelined_commands_wait_for_spf(mx, dns):
         c.send(make_message("pipelined-spf", sender="alice@pass.test") + b".\r\n")
         queued_id(c.read_reply())
     assert sink.wait_messages(1)[0]["mail_from"] == "alice@pass.test"
+
+
+def test_huge_dns_answer_refused_quickly(mx, dns):
+    """An answer with hundreds of records (c-ares parses those in time
+    growing with the square of their number) is refused: the check ends
+    in temperror at once instead of costing the loop its time."""
+    zone = dict(ZONE)
+    zone["huge.test"] = txt("v=spf1 a:big.test -all")
+    zone["big.test"] = [{"type": "A", "value": "10.%d.%d.1" % (i // 250, i % 250)}
+                        for i in range(1000)]
+    z = dns(zone)
+    t0 = time.monotonic()
+    r = cli("--ip", "192.0.2.1", "--sender", "x@huge.test", "--helo", "h.test",
+            "--dns", z.hostport)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "spf=temperror", r.stdout
+    assert "records refused" in r.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_spf_log_names_the_sender(mx, dns):
+    z = dns(ZONE)
+    sink = mx.sink()
+    d = spf_daemon(mx, sink, z)
+    queued_id(send(d, "alice@pass.test"))
+    assert re.search(r"from=<alice@pass\.test> spf=pass domain=pass\.test", d.log()), d.log()
