@@ -38,11 +38,18 @@ LIB_SRCS = \
 	smtp/session_cmd.c \
 	smtp/tls.c \
 	smtp/client.c \
+	smtp/message.c \
 	auth/spf.c \
 	auth/spf_macro.c \
 	auth/spf_record.c \
 	auth/spf_header.c \
 	auth/spf_query.c \
+	auth/dkim.c \
+	auth/dkim_canon.c \
+	auth/dkim_tags.c \
+	auth/dkim_sign.c \
+	auth/dkim_key.c \
+	auth/authres.c \
 	queue/envelope.c \
 	queue/spool.c \
 	queue/scheduler.c \
@@ -52,7 +59,8 @@ LIB_SRCS = \
 	gateway/inbound.c \
 	gateway/listener.c \
 	gateway/daemon.c \
-	gateway/check.c
+	gateway/check.c \
+	gateway/dkimcmd.c
 
 MAIN_SRCS = gateway/main.c
 
@@ -66,10 +74,12 @@ UNIT_TESTS = \
 	test_session \
 	test_dns \
 	test_spf \
-	test_spf_conformance
+	test_spf_conformance \
+	test_message \
+	test_dkim
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
-	fuzz_spf_record fuzz_spf_macro
+	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -118,13 +128,14 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
 	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
-	auth/spf_header.c
+	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
+	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl)
 
 # Benchmarks (timings, never pass/fail): see tests/bench/.
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a

@@ -5,7 +5,13 @@
  * spf=RESULT, then the explanation, the Received-SPF header, and the
  * trace of the terms evaluated. Exit 0 whenever a result was computed,
  * 2 on bad usage, 1 when the check could not run.
+ *
+ * `mxgate check message --ip IP --sender ADDRESS --helo NAME [--dns
+ * HOST:PORT] [FILE]`: SPF and DKIM for a whole message (stdin without
+ * FILE), printed as the Authentication-Results header the gateway would
+ * add.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +20,8 @@
 
 #include <event2/event.h>
 
+#include "auth/authres.h"
+#include "auth/dkim.h"
 #include "auth/spf.h"
 #include "auth/spf_query.h"
 #include "gateway/gateway.h"
@@ -47,7 +55,9 @@ static void
 check_usage(FILE *f)
 {
 	fprintf(f, "usage: mxgate check spf --ip IP --sender ADDRESS --helo NAME "
-	    "[--dns HOST:PORT] [--receiver NAME] [--helo-identity]\n");
+	    "[--dns HOST:PORT] [--receiver NAME] [--helo-identity]\n"
+	    "       mxgate check message --ip IP --sender ADDRESS --helo NAME "
+	    "[--dns HOST:PORT] [--authserv-id ID] [FILE]\n");
 }
 
 static int
@@ -125,11 +135,206 @@ check_spf(int argc, char **argv)
 	return o.done ? 0 : 1;
 }
 
+/* ---- check message ---- */
+
+#define CHECK_MAX_MESSAGE (64 * 1024 * 1024)
+
+/*
+ * Reads a whole message (file or stdin) as an MTA would have received it
+ * over SMTP: lines end in CRLF (a bare LF in a file becomes CRLF).
+ */
+int
+check_read_message(const char *path, struct buf *out, char *err, size_t errlen)
+{
+	FILE *f = path ? fopen(path, "rb") : stdin;
+	int c, prev = 0;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((c = getc(f)) != EOF) {
+		if (out->len > CHECK_MAX_MESSAGE) {
+			snprintf(err, errlen, "message larger than %d octets",
+			    CHECK_MAX_MESSAGE);
+			if (path)
+				fclose(f);
+			return -1;
+		}
+		if (c == '\n' && prev != '\r')
+			buf_appendc(out, '\r');
+		buf_appendc(out, (char)c);
+		prev = c;
+	}
+	if (out->len > 0 && prev != '\n')
+		buf_appends(out, "\r\n");
+	if (path)
+		fclose(f);
+	return 0;
+}
+
+struct check_msg {
+	struct event_base *base;
+	struct dns_resolver *r;
+	struct dkim_verify *v;
+	int pending;			/* DKIM key queries in flight */
+	int spf_done;
+	enum spf_result spf;
+	char spf_reason[256];
+	char spf_identity[600];
+	int spf_helo;
+};
+
+static void check_dkim_ask(struct check_msg *m);
+
+static void
+check_dkim_answer(const struct dns_answer *a, void *arg)
+{
+	struct check_msg *m = arg;
+
+	m->pending--;
+	dkim_verify_answer(m->v, a->name, a);
+	check_dkim_ask(m);
+}
+
+static void
+check_dkim_ask(struct check_msg *m)
+{
+	const char *name;
+
+	while ((name = dkim_verify_next_query(m->v)) != NULL) {
+		if (dns_query(m->r, name, DNS_T_TXT, check_dkim_answer, m) == NULL) {
+			struct dns_answer a;
+
+			memset(&a, 0, sizeof(a));
+			a.status = DNS_ERROR;
+			a.type = DNS_T_TXT;
+			a.name = name;
+			dkim_verify_answer(m->v, name, &a);
+			continue;
+		}
+		m->pending++;
+	}
+}
+
+static void
+check_msg_spf_done(const struct spf *s, void *arg)
+{
+	struct check_msg *m = arg;
+
+	m->spf = spf_result(s);
+	snprintf(m->spf_reason, sizeof(m->spf_reason), "%s", spf_reason(s));
+	m->spf_done = 1;
+}
+
+static int
+check_message(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ip", required_argument, NULL, 'i' },
+		{ "sender", required_argument, NULL, 's' },
+		{ "helo", required_argument, NULL, 'h' },
+		{ "dns", required_argument, NULL, 'd' },
+		{ "authserv-id", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct spf_params p;
+	struct check_msg m;
+	struct dns_config dc;
+	struct dkim_verify_params vp;
+	struct authres ar;
+	struct buf msg = { 0 }, out = { 0 };
+	const char *server = NULL, *file = NULL;
+	char err[256], authserv[256];
+	int ch, rc = 1;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	memset(&m, 0, sizeof(m));
+	p.identity = SPF_ID_MAILFROM;
+	p.sender = "";
+	p.helo = "";
+	if (gethostname(authserv, sizeof(authserv)) == -1)
+		snprintf(authserv, sizeof(authserv), "localhost");
+	authserv[sizeof(authserv) - 1] = '\0';
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i': p.ip = optarg; break;
+		case 's': p.sender = optarg; break;
+		case 'h': p.helo = optarg; break;
+		case 'd': server = optarg; break;
+		case 'a': snprintf(authserv, sizeof(authserv), "%s", optarg); break;
+		default: check_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc)
+		file = argv[optind++];
+	if (p.ip == NULL || optind != argc) {
+		check_usage(stderr);
+		return 2;
+	}
+	if (check_read_message(file, &msg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxgate: %s\n", err);
+		return 1;
+	}
+	p.receiver = authserv;
+	memset(&dc, 0, sizeof(dc));
+	if (server) {
+		dc.servers = &server;
+		dc.nservers = 1;
+	}
+	dc.timeout_ms = 2000;
+	dc.tries = 2;
+	memset(&vp, 0, sizeof(vp));
+	if ((m.base = event_base_new()) == NULL ||
+	    (m.r = dns_resolver_new(m.base, &dc, err, sizeof(err))) == NULL ||
+	    (m.v = dkim_verify_new(&vp)) == NULL) {
+		fprintf(stderr, "mxgate: cannot start: %s\n", err);
+		goto out;
+	}
+	/* RFC 7208 2.4: the null sender is checked as postmaster@helo */
+	m.spf_helo = *p.sender == '\0';
+	snprintf(m.spf_identity, sizeof(m.spf_identity), "%s",
+	    m.spf_helo ? p.helo : p.sender);
+	if (spf_query_start(m.base, m.r, &p, 20000, check_msg_spf_done, &m) == NULL)
+		goto out;
+	dkim_verify_feed(m.v, msg.data ? msg.data : "", msg.len);
+	check_dkim_ask(&m);
+	dkim_verify_end(m.v);
+	check_dkim_ask(&m);
+	while ((!m.spf_done || m.pending > 0) &&
+	    event_base_loop(m.base, EVLOOP_ONCE) == 0)
+		check_dkim_ask(&m);
+	authres_begin(&ar, authserv);
+	authres_spf(&ar, m.spf, m.spf_reason, m.spf_helo, m.spf_identity);
+	if (dkim_verify_count(m.v) == 0)
+		authres_dkim_none(&ar);
+	for (i = 0; i < dkim_verify_count(m.v); i++)
+		authres_dkim(&ar, dkim_verify_result(m.v, i));
+	authres_end(&ar, &out);
+	authres_free(&ar);
+	fwrite(out.data, 1, out.len, stdout);
+	rc = 0;
+out:
+	if (m.v)
+		dkim_verify_free(m.v);
+	if (m.r)
+		dns_resolver_free(m.r);
+	if (m.base)
+		event_base_free(m.base);
+	buf_free(&msg);
+	buf_free(&out);
+	return rc;
+}
+
 int
 check_main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "spf") == 0)
 		return check_spf(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "message") == 0)
+		return check_message(argc - 1, argv + 1);
 	check_usage(stderr);
 	return 2;
 }

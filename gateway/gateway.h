@@ -80,7 +80,13 @@ int daemon_serve(const char *config_path, int foreground_debug);
 struct dns_resolver *daemon_resolver(struct event_base *base,
     const struct config *cfg, char *err, size_t errlen);
 
-/* check.c: `mxgate check spf ...` */
+/* check.c: `mxgate check spf|message ...` */
 int check_main(int argc, char **argv);
+/* A message file (or stdin for NULL) with CRLF line ends; 0 or -1. */
+int check_read_message(const char *path, struct buf *out, char *err,
+    size_t errlen);
+
+/* dkimcmd.c: `mxgate dkim sign|keygen ...` */
+int dkimcmd_main(int argc, char **argv);
 
 #endif

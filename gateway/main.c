@@ -17,6 +17,9 @@ usage(FILE *f)
 	    "usage: mxgate serve [-c FILE] [-d]    run the gateway in the foreground\n"
 	    "       mxgate config check [-c FILE]  validate a configuration\n"
 	    "       mxgate check spf --ip IP --sender ADDRESS --helo NAME [--dns HOST:PORT]\n"
+	    "       mxgate check message --ip IP --sender ADDRESS --helo NAME [--dns HOST:PORT] [FILE]\n"
+	    "       mxgate dkim sign --domain D --selector S --key FILE [--algorithm A] [FILE]\n"
+	    "       mxgate dkim keygen --domain D --selector S --type rsa|ed25519 [--bits N] --out FILE\n"
 	    "       mxgate version\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -d       log at debug level\n");
@@ -59,6 +62,8 @@ main(int argc, char **argv)
 		cmd_args = 2;
 	} else if (strcmp(argv[1], "check") == 0) {
 		return check_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "dkim") == 0) {
+		return dkimcmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("mxgate %s\n", MXGATE_VERSION);
 		return 0;

@@ -1,0 +1,171 @@
+"""The DKIM command line: keygen, sign (single and dual), and check
+message printing Authentication-Results, against keys served by a real
+DNS server; cross-checked with dkimpy (Debian python3-dkim)."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import mxgate_bin
+from test_spf import DNSServer
+
+MSG = (b"From: Alice <alice@signer.test>\r\n"
+       b"To: bob@example.test\r\n"
+       b"Subject: DKIM from the command line\r\n"
+       b"Date: Sun, 29 Nov 2026 12:00:00 +0000\r\n"
+       b"Message-ID: <cli-1@signer.test>\r\n"
+       b"\r\n"
+       b"Hello Bob,\r\n"
+       b"\r\n"
+       b".a line starting with a dot\r\n"
+       b"regards\r\n")
+
+
+def run(*args, data=None):
+    return subprocess.run([str(mxgate_bin())] + list(args), input=data,
+                          capture_output=True, timeout=120)
+
+
+def keygen(workdir, sel, typ):
+    key = os.path.join(workdir, sel + ".pem")
+    r = run("dkim", "keygen", "--domain", "signer.test", "--selector", sel,
+            "--type", typ, "--out", key)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith("%s._domainkey.signer.test. IN TXT (" % sel), out
+    txt = "".join(re.findall(r'"([^"]*)"', out))
+    assert txt.startswith("v=DKIM1; k=%s; p=" % typ), txt
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    return key, txt
+
+
+@pytest.fixture
+def keys(mx):
+    rsa_key, rsa_txt = keygen(mx.dir, "rsa1", "rsa")
+    ed_key, ed_txt = keygen(mx.dir, "ed1", "ed25519")
+    zone = {
+        "rsa1._domainkey.signer.test": [{"type": "TXT", "value": [rsa_txt]}],
+        "ed1._domainkey.signer.test": [{"type": "TXT", "value": [ed_txt]}],
+        "signer.test": [{"type": "TXT", "value": ["v=spf1 ip4:192.0.2.0/24 -all"]}],
+    }
+    dns = DNSServer(mx.dir, zone)
+    yield {"rsa": rsa_key, "ed": ed_key, "dns": dns, "zone": zone}
+    dns.stop()
+
+
+def check(keys, message, ip="192.0.2.5"):
+    r = run("check", "message", "--ip", ip, "--sender", "alice@signer.test",
+            "--helo", "mail.signer.test", "--dns", keys["dns"].hostport,
+            "--authserv-id", "mx.example.test", data=message)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith("Authentication-Results: mx.example.test;"), out
+    return out
+
+
+def test_dual_sign_and_verify(keys):
+    r = run("dkim", "sign", "--domain", "signer.test",
+            "--selector", "rsa1", "--key", keys["rsa"],
+            "--selector", "ed1", "--key", keys["ed"], "--algorithm", "ed25519-sha256",
+            data=MSG)
+    assert r.returncode == 0, r.stderr
+    signed = r.stdout
+    assert signed.count(b"DKIM-Signature:") == 2
+    assert signed.endswith(MSG)
+    ar = check(keys, signed)
+    assert "spf=pass" in ar
+    assert len(re.findall(r"dkim=pass[^;]* header\.d=signer\.test", ar)) == 2, ar
+    assert "header.a=rsa-sha256" in ar and "header.a=ed25519-sha256" in ar, ar
+
+    # one changed body byte breaks both
+    tampered = signed.replace(b"Hello Bob", b"Hello Rob")
+    ar = check(keys, tampered, ip="198.51.100.1")
+    assert "spf=fail" in ar
+    assert len(re.findall(r"dkim=fail", ar)) == 2, ar
+
+
+def test_unsigned_message(keys):
+    ar = check(keys, MSG)
+    assert "dkim=none" in ar, ar
+
+
+def test_algorithm_mismatch_refused(keys):
+    r = run("dkim", "sign", "--domain", "signer.test", "--selector", "rsa1",
+            "--key", keys["rsa"], "--algorithm", "ed25519-sha256", data=MSG)
+    assert r.returncode != 0
+    assert b"not ed25519-sha256" in r.stderr
+
+
+def dkimpy_available():
+    return subprocess.run(["/usr/bin/python3", "-c", "import dkim"],
+                          capture_output=True).returncode == 0
+
+
+DKIMPY_VERIFY = r"""
+import sys, dkim
+txt = {}
+for line in sys.argv[1:]:
+    name, rec = line.split("=", 1)
+    txt[name.encode()] = rec.encode()
+def dnsfunc(name, timeout=5):
+    return txt.get(name.rstrip(b"."), None)
+msg = sys.stdin.buffer.read()
+d = dkim.DKIM(msg)
+ok = []
+for i in range(msg.count(b"DKIM-Signature:")):
+    ok.append(bool(d.verify(idx=i, dnsfunc=dnsfunc)))
+print(" ".join("pass" if x else "fail" for x in ok))
+"""
+
+
+def test_dkimpy_verifies_mxgate_signatures(keys):
+    if not dkimpy_available():
+        pytest.skip("python3-dkim (dkimpy) not installed")
+    r = run("dkim", "sign", "--domain", "signer.test",
+            "--selector", "rsa1", "--key", keys["rsa"],
+            "--selector", "ed1", "--key", keys["ed"], data=MSG)
+    assert r.returncode == 0, r.stderr
+    recs = ["%s=%s" % (n, v[0]["value"][0]) for n, v in keys["zone"].items()
+            if "_domainkey" in n]
+    py = subprocess.run(["/usr/bin/python3", "-c", DKIMPY_VERIFY] + recs,
+                        input=r.stdout, capture_output=True, timeout=60)
+    assert py.returncode == 0, py.stderr
+    assert py.stdout.decode().split() == ["pass", "pass"], py.stdout
+
+
+DKIMPY_SIGN = r"""
+import sys, dkim
+key = open(sys.argv[1], "rb").read()      # RSA PEM, or base64 Ed25519 seed
+sel, canon, alg = sys.argv[2].encode(), sys.argv[3], sys.argv[4].encode()
+c = tuple(x.encode() for x in canon.split("/"))
+msg = sys.stdin.buffer.read()
+sig = dkim.sign(msg, sel, b"signer.test", key, canonicalize=c,
+                signature_algorithm=alg, include_headers=[b"from", b"to", b"subject"])
+sys.stdout.buffer.write(sig + msg)
+"""
+
+
+@pytest.mark.parametrize("canon", ["simple/simple", "simple/relaxed",
+                                   "relaxed/simple", "relaxed/relaxed"])
+@pytest.mark.parametrize("which", ["rsa", "ed"])
+def test_mxgate_verifies_dkimpy_signatures(keys, canon, which):
+    if not dkimpy_available():
+        pytest.skip("python3-dkim (dkimpy) not installed")
+    sel, alg = ("rsa1", "rsa-sha256") if which == "rsa" else ("ed1", "ed25519-sha256")
+    keyfile = keys[which]
+    if which == "ed":
+        # dkimpy (PyNaCl) takes the raw 32-octet seed in base64: the last
+        # 32 octets of the PKCS#8 DER form of our PEM key
+        der = subprocess.run(["openssl", "pkey", "-in", keyfile, "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        keyfile = keyfile + ".seed"
+        import base64
+        with open(keyfile, "wb") as f:
+            f.write(base64.b64encode(der[-32:]))
+    py = subprocess.run(["/usr/bin/python3", "-c", DKIMPY_SIGN, keyfile, sel,
+                         canon, alg], input=MSG, capture_output=True, timeout=60)
+    assert py.returncode == 0, py.stderr
+    ar = check(keys, py.stdout)
+    assert re.search(r"dkim=pass[^;]* header\.d=signer\.test", ar), ar
