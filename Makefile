@@ -141,8 +141,9 @@ build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bench: $(BUILD)/bench_spf
+bench: $(BUILD)/bench_spf $(BUILD)/bench_dkim
 	tests/bench/spf.sh
+	tests/bench/dkim.sh
 
 run: all
 	tests/tools/demo.sh $(BUILD)/mxgate etc/mxgate.ini
