@@ -69,6 +69,7 @@ config_section_known(const char *name)
 {
 	static const char *const fixed[] = {
 		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
+		"dkim",
 	};
 	size_t i;
 
@@ -557,6 +558,13 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		return config_delivery(ld, section, name, v);
 	if (strcasecmp(section, "dns") == 0 || strcasecmp(section, "spf") == 0)
 		return config_dns_spf(ld, section, name, v);
+	if (strcasecmp(section, "dkim") == 0) {
+		if (!IS("verify"))
+			return 2;
+		if (config_parse_bool(v, &cfg->dkim_verify) == -1)
+			config_bad_value(ld, section, name, "expected yes or no", v);
+		return 0;
+	}
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -762,6 +770,7 @@ config_load(const char *path, struct buf *errors)
 	cfg->spf_helo = 1;
 	cfg->spf_mailfrom = 1;
 	cfg->spf_budget = 20;
+	cfg->dkim_verify = 1;
 
 	if ((ld.fp = fopen(path, "r")) == NULL) {
 		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));

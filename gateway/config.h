@@ -79,6 +79,8 @@ struct config {
 	int spf_defer_temperror;	/* 451 4.4.3 at MAIL on temperror */
 	int spf_budget;			/* seconds per check */
 
+	int dkim_verify;		/* verify DKIM on inbound mail */
+
 	int delivery_concurrency;
 	int retry_initial;
 	int retry_max;

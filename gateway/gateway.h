@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
+#include "auth/dkim.h"
 #include "auth/spf.h"
 #include "auth/spf_query.h"
 #include "gateway/config.h"
@@ -71,6 +72,12 @@ struct gw_conn {
 	enum spf_result mail_spf;	/* -1 when not checked */
 	char *spf_header;		/* Received-SPF for the transaction */
 	char *spf_sender;		/* MAIL FROM being checked */
+	struct dkim_verify *dkim;	/* DKIM of the content being received */
+	struct gw_dkim_query {
+		struct gw_conn *c;
+		struct dns_query *q;	/* key lookup in flight, or NULL */
+	} dkq[8];
+	int data_ended;			/* end of data waits for DKIM keys */
 	struct gw_conn *prev, *next;
 };
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/authres.h"
 #include "gateway/gateway.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -242,7 +243,90 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		return;
 	}
 	buf_free(&b);
+	if (c->gw->cfg->dkim_verify && c->gw->resolver != NULL) {
+		struct dkim_verify_params vp;
+
+		memset(&vp, 0, sizeof(vp));
+		c->dkim = dkim_verify_new(&vp);	/* NULL: no verification */
+	}
 	smtp_session_accept(s);
+}
+
+static void inbound_commit(struct gw_conn *c);
+
+static int
+inbound_dkim_busy(const struct gw_conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(c->dkq) / sizeof(c->dkq[0]); i++)
+		if (c->dkq[i].q != NULL)
+			return 1;
+	return 0;
+}
+
+static void inbound_dkim_ask(struct gw_conn *c);
+
+static void
+inbound_dkim_answer(const struct dns_answer *a, void *arg)
+{
+	struct gw_dkim_query *dq = arg;
+	struct gw_conn *c = dq->c;
+
+	dq->q = NULL;
+	dkim_verify_answer(c->dkim, a->name, a);
+	inbound_dkim_ask(c);
+	if (c->data_ended && !inbound_dkim_busy(c)) {
+		c->data_ended = 0;
+		inbound_commit(c);
+	}
+}
+
+/* RFC 6376 6.1.2: key lookups start as soon as each signature header is
+ * parsed, while the body still arrives. */
+static void
+inbound_dkim_ask(struct gw_conn *c)
+{
+	const char *name;
+	size_t i;
+
+	while (c->dkim && (name = dkim_verify_next_query(c->dkim)) != NULL) {
+		for (i = 0; i < sizeof(c->dkq) / sizeof(c->dkq[0]); i++)
+			if (c->dkq[i].q == NULL)
+				break;
+		if (i < sizeof(c->dkq) / sizeof(c->dkq[0])) {
+			c->dkq[i].c = c;
+			c->dkq[i].q = dns_query(c->gw->resolver, name, DNS_T_TXT,
+			    inbound_dkim_answer, &c->dkq[i]);
+			if (c->dkq[i].q != NULL)
+				continue;
+		}
+		{
+			struct dns_answer a;
+
+			memset(&a, 0, sizeof(a));
+			a.status = DNS_ERROR;
+			a.type = DNS_T_TXT;
+			a.name = name;
+			dkim_verify_answer(c->dkim, name, &a);
+		}
+	}
+}
+
+static void
+inbound_dkim_clear(struct gw_conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(c->dkq) / sizeof(c->dkq[0]); i++)
+		if (c->dkq[i].q != NULL) {
+			dns_cancel(c->dkq[i].q);
+			c->dkq[i].q = NULL;
+		}
+	if (c->dkim)
+		dkim_verify_free(c->dkim);
+	c->dkim = NULL;
+	c->data_ended = 0;
 }
 
 static int
@@ -252,12 +336,52 @@ inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 
 	if (c->msg == NULL)
 		return -1;
+	if (c->dkim) {
+		dkim_verify_feed(c->dkim, p, n);	/* errors end up in results */
+		inbound_dkim_ask(c);
+	}
 	return spool_msg_write(c->msg, p, n);
+}
+
+/* RFC 8601: what we found, stamped above everything else we added. */
+static char *
+inbound_authres(struct gw_conn *c, struct buf *dk)
+{
+	struct authres ar;
+	struct buf out = { 0 };
+	const char *sender = c->s ? smtp_session_sender(c->s) : "";
+	size_t i;
+
+	if (c->dkim == NULL && c->mail_spf == SPF_UNCHECKED)
+		return NULL;
+	authres_begin(&ar, c->gw->cfg->hostname);
+	if (c->mail_spf != SPF_UNCHECKED) {
+		/* RFC 7208 2.4: the null sender was checked as the HELO */
+		if (*sender == '\0')
+			authres_spf(&ar, c->mail_spf, NULL, 1,
+			    smtp_session_helo(c->s) ? smtp_session_helo(c->s) : "");
+		else
+			authres_spf(&ar, c->mail_spf, NULL, 0, sender);
+	}
+	if (c->dkim) {
+		if (dkim_verify_count(c->dkim) == 0)
+			authres_dkim_none(&ar);
+		for (i = 0; i < dkim_verify_count(c->dkim); i++) {
+			const struct dkim_sig_result *r = dkim_verify_result(c->dkim, i);
+
+			authres_dkim(&ar, r);
+			buf_appendf(dk, "%s%s:%s", i ? "," : "",
+			    dkim_result_name(r->result), r->domain ? r->domain : "");
+		}
+	}
+	authres_end(&ar, &out);
+	authres_free(&ar);
+	return buf_steal(&out);
 }
 
 static void
 inbound_log_summary(struct gw_conn *c, const struct envelope *env,
-    const char *status)
+    const char *dkim, const char *status)
 {
 	struct smtp_session *s = c->s;
 	struct buf to = { 0 };
@@ -269,12 +393,12 @@ inbound_log_summary(struct gw_conn *c, const struct envelope *env,
 	if (smtp_session_ssl(s))
 		snprintf(tls, sizeof(tls), "%s", tls_version(smtp_session_ssl(s)));
 	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
-	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s status=%s",
+	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s status=%s",
 	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
 	    log_safe(smtp_session_helo(s)), log_safe(env->sender ? env->sender : ""),
 	    log_safe(to.data ? to.data : ""), env->nrcpt, env->size,
 	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none",
-	    spf_name(c->mail_spf), spf_name(c->helo_spf), status);
+	    spf_name(c->mail_spf), spf_name(c->helo_spf), log_safe(dkim), status);
 	buf_free(&to);
 }
 
@@ -282,8 +406,25 @@ static void
 inbound_data_end(struct smtp_session *s, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
+
+	if (c->dkim) {
+		dkim_verify_end(c->dkim);
+		inbound_dkim_ask(c);
+		if (inbound_dkim_busy(c)) {
+			c->data_ended = 1;	/* inbound_dkim_answer commits */
+			return;
+		}
+	}
+	inbound_commit(c);
+}
+
+static void
+inbound_commit(struct gw_conn *c)
+{
+	struct smtp_session *s = c->s;
 	struct envelope env;
 	struct spool_msg *m = c->msg;
+	struct buf dk = { 0 };
 	size_t i;
 
 	memset(&env, 0, sizeof(env));
@@ -296,6 +437,7 @@ inbound_data_end(struct smtp_session *s, void *arg)
 	    envelope_set(&env.helo, smtp_session_helo(s)) == -1 ||
 	    envelope_set(&env.sender, smtp_session_sender(s)) == -1)
 		goto fail;
+	env.prepend = inbound_authres(c, &dk);
 	env.body_8bit = smtp_session_body_8bit(s);
 	env.smtputf8 = smtp_session_smtputf8(s);
 	for (i = 0; i < smtp_session_rcpt_count(s); i++)
@@ -306,16 +448,18 @@ inbound_data_end(struct smtp_session *s, void *arg)
 		m = NULL;
 		goto fail;
 	}
-	inbound_log_summary(c, &env, "queued");
+	inbound_log_summary(c, &env, dk.data ? dk.data : "-", "queued");
 	smtp_session_reply(s, 250, "2.0.0 Ok: queued as %s", env.id);
 	scheduler_add(c->gw->sched, env.id, 0);
 	envelope_free(&env);
+	buf_free(&dk);
 	return;
 fail:
 	if (m)
 		spool_msg_abort(m);
-	inbound_log_summary(c, &env, "tempfail");
+	inbound_log_summary(c, &env, "-", "tempfail");
 	envelope_free(&env);
+	buf_free(&dk);
 	smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, try again later");
 }
 
@@ -331,6 +475,7 @@ inbound_txn_end(struct smtp_session *s, void *arg)
 	free(c->spf_header);
 	c->spf_header = NULL;
 	c->mail_spf = SPF_UNCHECKED;
+	inbound_dkim_clear(c);
 }
 
 static void
@@ -341,6 +486,7 @@ inbound_close(struct smtp_session *s, void *arg)
 
 	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
 	spf_query_cancel(c->spfq);	/* a decision may still be pending */
+	inbound_dkim_clear(c);
 	free(c->spf_header);
 	free(c->spf_sender);
 	if (c->prev)

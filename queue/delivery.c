@@ -295,6 +295,8 @@ job_send(struct delivery_job *j)
 	j->msg.nrcpt = j->ngroup;
 	j->msg.fd = j->fd;
 	j->msg.size = j->size;
+	j->msg.prefix = j->env->prepend;
+	j->msg.prefix_len = j->env->prepend ? strlen(j->env->prepend) : 0;
 	j->msg.body_8bit = j->env->body_8bit;
 	j->msg.smtputf8 = j->env->smtputf8;
 	if (smtp_client_send(j->conn->client, &j->msg, job_sent_cb, j) == -1) {

@@ -95,7 +95,8 @@ envelope_serialize(const struct envelope *e, struct buf *out)
 	    env_putn(out, 'B', e->body_8bit) == -1 ||
 	    env_putn(out, 'U', e->smtputf8) == -1 ||
 	    env_putn(out, 'A', e->attempts) == -1 ||
-	    env_putn(out, 'N', e->next_attempt) == -1)
+	    env_putn(out, 'N', e->next_attempt) == -1 ||
+	    (e->prepend && env_put(out, 'P', e->prepend) == -1))
 		return -1;
 	for (i = 0; i < e->nrcpt; i++) {
 		struct buf line = { 0 };
@@ -222,6 +223,10 @@ envelope_parse(const char *data, size_t n, struct envelope *e,
 			if (envelope_set(&e->sender, v) == -1)
 				goto fail;
 			break;
+		case 'P':
+			if (e->prepend != NULL || envelope_set(&e->prepend, v) == -1)
+				goto fail;
+			break;
 		case 'T': case 'Z': case 'B': case 'U': case 'A': case 'N':
 			if (env_number(v, &num) == -1 || num < 0)
 				goto fail;
@@ -286,5 +291,6 @@ envelope_free(struct envelope *e)
 	free(e->client_ip);
 	free(e->helo);
 	free(e->sender);
+	free(e->prepend);
 	memset(e, 0, sizeof(*e));
 }

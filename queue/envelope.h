@@ -20,6 +20,7 @@
  *   U 1                 SMTPUTF8 was declared
  *   A <attempts>        delivery attempts so far
  *   N <unix seconds>    next attempt
+ *   P <text>            header fields to prepend on delivery (CRLF lines)
  *   R <P|D|F> <addr>    recipient: pending, delivered, failed
  *   L <text>            last result for the recipient just above
  *   E
@@ -56,6 +57,8 @@ struct envelope {
 	int smtputf8;
 	int attempts;
 	long long next_attempt;
+	char *prepend;		/* header fields added after the content was
+				 * stored (Authentication-Results), or NULL */
 	struct env_rcpt *rcpts;
 	size_t nrcpt;
 };

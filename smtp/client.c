@@ -681,6 +681,22 @@ client_start_body(struct smtp_client *c)
 	c->txn.bol = 1;
 	client_enter(c, CLIENT_BODY);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_LOWAT, 0);
+	if (c->txn.m->prefix_len > 0) {
+		/* Header fields we add (Authentication-Results ...). They
+		 * are CRLF lines; a leading dot is stuffed like content. */
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		const char *p = c->txn.m->prefix, *end = p + c->txn.m->prefix_len;
+
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+			nl = nl ? nl + 1 : end;
+			if (!c->txn.bdat && *p == '.')
+				evbuffer_add(out, ".", 1);
+			evbuffer_add(out, p, (size_t)(nl - p));
+			p = nl;
+		}
+	}
 	return client_fill(c);
 }
 
@@ -702,8 +718,8 @@ client_after_rcpts(struct smtp_client *c)
 	 * RFC 3030 2: the whole content as one BDAT LAST chunk. It needs no
 	 * reply before the data, so the content streams at once.
 	 */
-	client_cmd(c, "BDAT %lld LAST",
-	    (long long)t->m->size + (t->need_crlf ? 2 : 0));
+	client_cmd(c, "BDAT %lld LAST", (long long)t->m->size +
+	    (long long)t->m->prefix_len + (t->need_crlf ? 2 : 0));
 	return client_start_body(c);
 }
 
@@ -981,9 +997,10 @@ client_local_checks(struct smtp_client *c, struct smtp_client_reply *rep_r)
 		client_reply_local(rep_r, 553, "553 5.1.3 no valid recipient");
 	/* RFC 1870 6.1: do not send what the server said it would refuse. */
 	else if ((c->caps & CAP_SIZE) && c->size_max > 0 &&
-	    (unsigned long long)m->size > c->size_max)
+	    (unsigned long long)m->size + m->prefix_len > c->size_max)
 		client_reply_local(rep_r, 552, "552 5.3.4 message size %lld "
-		    "exceeds the limit %llu of %s", (long long)m->size,
+		    "exceeds the limit %llu of %s",
+		    (long long)m->size + (long long)m->prefix_len,
 		    c->size_max, c->peer);
 	/* RFC 6531 3.2: no downgrade; the message cannot go this way. */
 	else if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8))
@@ -1049,7 +1066,7 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
 	params[0] = '\0';
 	if (c->caps & CAP_SIZE)
 		snprintf(params, sizeof(params), " SIZE=%lld",
-		    (long long)m->size);
+		    (long long)m->size + (long long)m->prefix_len);
 	client_cmd(c, "MAIL FROM:<%s>%s%s%s", m->sender, params,
 	    m->body_8bit && (c->caps & CAP_8BITMIME) ? " BODY=8BITMIME" : "",
 	    m->smtputf8 ? " SMTPUTF8" : "");

@@ -69,6 +69,9 @@ struct smtp_client_msg {
 	size_t nrcpt;
 	int fd;				/* content: CRLF lines, unstuffed */
 	off_t size;			/* bytes of content in fd, from offset 0 */
+	const char *prefix;		/* header fields to send before the
+					 * content (CRLF lines), or NULL */
+	size_t prefix_len;
 	int body_8bit;			/* client declared BODY=8BITMIME */
 	int smtputf8;			/* client declared SMTPUTF8 */
 };

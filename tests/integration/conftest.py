@@ -646,6 +646,7 @@ class MxEnv:
                 "check_helo": "no",
                 "check_mailfrom": "no",
             },
+            "dkim": {"verify": "no"},
         }
         for sec, keys in (sections or {}).items():
             if keys is None:

@@ -169,3 +169,75 @@ def test_mxgate_verifies_dkimpy_signatures(keys, canon, which):
     assert py.returncode == 0, py.stderr
     ar = check(keys, py.stdout)
     assert re.search(r"dkim=pass[^;]* header\.d=signer\.test", ar), ar
+
+
+# ---- in the daemon: verified while the message streams in, stamped
+
+def sign(keys, message, domain="signer.test"):
+    r = run("dkim", "sign", "--domain", domain, "--selector", "rsa1",
+            "--key", keys["rsa"], "--selector", "ed1", "--key", keys["ed"],
+            data=message)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def dkim_daemon(mx, keys, sink):
+    return mx.daemon(sink, sections={
+        "dns": {"servers": keys["dns"].hostport, "timeout": "1s"},
+        "spf": {"check_helo": "yes", "check_mailfrom": "yes", "time_budget": "5s"},
+        "dkim": {"verify": "yes"},
+    })
+
+
+def deliver(d, content, sender="alice@signer.test"):
+    from conftest import dot_stuff, queued_id
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo("mail.signer.test")
+        c.expect(250, "MAIL FROM:<%s>" % sender)
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.expect(354, "DATA")
+        c.send(dot_stuff(content) + b".\r\n")
+        return queued_id(c.read_reply())
+
+
+def test_daemon_stamps_authentication_results(mx, keys):
+    sink = mx.sink()
+    d = dkim_daemon(mx, keys, sink)
+    signed = sign(keys, MSG)
+    qid = deliver(d, signed)
+    deliver(d, signed.replace(b"Hello Bob", b"Hello Rob"))
+    deliver(d, MSG)
+    msgs = sink.wait_messages(3)
+
+    def pick(pred):
+        found = [m for m in msgs if pred(m["eml"])]
+        assert len(found) == 1
+        return found[0]
+    # delivery order is not arrival order: tell them apart by content
+    msgs = [pick(lambda e: b"Hello Bob" in e and b"DKIM-Signature" in e),
+            pick(lambda e: b"Hello Rob" in e),
+            pick(lambda e: b"DKIM-Signature" not in e)]
+    first = [m["eml"].decode(errors="replace") for m in msgs]
+    for eml in first:
+        assert eml.startswith("Authentication-Results: mx.example.test;"), eml[:400]
+    ar = [e.split("\r\nReceived-SPF:", 1)[0] for e in first]
+    # 127.0.0.1 is not in signer.test's SPF record: spf=fail, DKIM decides
+    assert "spf=fail" in ar[0] and "smtp.mailfrom=alice@signer.test" in ar[0], ar[0]
+    assert len(re.findall(r"dkim=pass[^;]* header\.d=signer\.test", ar[0])) == 2, ar[0]
+    assert len(re.findall(r"dkim=fail", ar[1])) == 2, ar[1]
+    assert "dkim=none" in ar[2], ar[2]
+    # the content below our headers is what the client sent
+    assert msgs[0]["eml"].endswith(signed)
+    assert re.search(r"id=%s .* dkim=pass:signer\.test,pass:signer\.test " % qid,
+                     d.log()), d.log()
+
+
+def test_daemon_dkim_key_timeout_is_temperror(mx, keys):
+    sink = mx.sink()
+    d = dkim_daemon(mx, keys, sink)
+    signed = sign(keys, MSG, domain="signer.timeout")
+    deliver(d, signed)
+    eml = sink.wait_messages(1)[0]["eml"].decode(errors="replace")
+    ar = eml.split("\r\nReceived-SPF:", 1)[0]
+    assert len(re.findall(r"dkim=temperror", ar)) == 2, ar

@@ -78,6 +78,19 @@ ZONE = {
 }
 
 
+def below_authres(eml):
+    """The message below our Authentication-Results field (RFC 8601),
+    which SPF results are also stamped in, above Received-SPF."""
+    text = eml.decode(errors="replace") if isinstance(eml, bytes) else eml
+    assert text.startswith("Authentication-Results: mx.example.test;"), \
+        "no Authentication-Results first: %r" % text[:300]
+    lines = text.split("\r\n")
+    n = 1
+    while lines[n][:1] in (" ", "\t"):     # folded continuation lines
+        n += 1
+    return "\r\n".join(lines[n:]), "\r\n".join(lines[:n])
+
+
 def spf_daemon(mx, sink, dnsserver, **spf):
     sections = {
         "dns": {"servers": dnsserver.hostport, "timeout": "1s"},
@@ -105,10 +118,11 @@ def test_pass_stamped_and_logged(mx, dns):
     sink = mx.sink()
     d = spf_daemon(mx, sink, z)
     qid = queued_id(send(d, "alice@pass.test"))
-    eml = sink.wait_messages(1)[0]["eml"]
-    first = eml.split(b"\r\n", 1)[0].decode()
+    eml, ar = below_authres(sink.wait_messages(1)[0]["eml"])
+    first = eml.split("\r\n", 1)[0]
     assert first.startswith("Received-SPF: pass "), first
-    assert "client-ip=127.0.0.1" in eml.decode(errors="replace")
+    assert "client-ip=127.0.0.1" in eml
+    assert "spf=pass smtp.mailfrom=alice@pass.test" in ar, ar
     assert re.search(r"id=%s .* spf=pass spf_helo=pass " % qid, d.log()), d.log()
 
 
@@ -117,8 +131,9 @@ def test_seed_scenario_fail_is_stamped_not_refused_by_default(mx, dns):
     sink = mx.sink()
     d = spf_daemon(mx, sink, z)
     queued_id(send(d, "bob@onprem.test"))
-    eml = sink.wait_messages(1)[0]["eml"].decode(errors="replace")
+    eml, ar = below_authres(sink.wait_messages(1)[0]["eml"])
     assert eml.startswith("Received-SPF: fail "), eml[:300]
+    assert "spf=fail" in ar
 
 
 def test_fail_refused_when_configured(mx, dns):
@@ -140,7 +155,7 @@ def test_dns_faults_give_temperror_within_budget(mx, dns, sender):
     t0 = time.monotonic()
     queued_id(send(d, sender))
     assert time.monotonic() - t0 < 10, "the SPF check outlived its budget"
-    eml = sink.wait_messages(1)[0]["eml"].decode(errors="replace")
+    eml, _ = below_authres(sink.wait_messages(1)[0]["eml"])
     assert re.match(r"Received-SPF: (temperror|permerror) ", eml), eml[:300]
     assert "spf=temperror" in d.log() or "spf=permerror" in d.log()
     assert d.running()
@@ -159,8 +174,9 @@ def test_null_sender_uses_helo(mx, dns):
     sink = mx.sink()
     d = spf_daemon(mx, sink, z)
     queued_id(send(d, "", helo="helo.test"))
-    eml = sink.wait_messages(1)[0]["eml"].decode(errors="replace")
+    eml, ar = below_authres(sink.wait_messages(1)[0]["eml"])
     assert eml.startswith("Received-SPF: pass "), eml[:300]
+    assert "spf=pass smtp.helo=helo.test" in ar, ar
 
 
 def cli(*args):
