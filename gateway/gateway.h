@@ -22,6 +22,7 @@
 #include "queue/delivery.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
+#include "smtp/message.h"
 #include "smtp/session.h"
 
 struct event_base;
@@ -78,6 +79,9 @@ struct gw_conn {
 		struct dns_query *q;	/* key lookup in flight, or NULL */
 	} dkq[8];
 	int data_ended;			/* end of data waits for DKIM keys */
+	struct msg_parser *hdr;		/* header filter on the way to the spool */
+	int hdr_sep;			/* blank line after the header written */
+	int hdr_err;			/* spool write failed inside the filter */
 	struct gw_conn *prev, *next;
 };
 

@@ -221,6 +221,9 @@ inbound_received(struct gw_conn *c, struct buf *b)
 	return buf_appendf(b, "; %s\r\n", date);
 }
 
+static int inbound_hdr_field(const struct msg_field *f, void *arg);
+static int inbound_hdr_body(const char *p, size_t n, void *arg);
+
 static void
 inbound_data_start(struct smtp_session *s, void *arg)
 {
@@ -243,6 +246,15 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		return;
 	}
 	buf_free(&b);
+	c->hdr_sep = c->hdr_err = 0;
+	c->hdr = msg_parser_new(1024 * 1024, 10000, inbound_hdr_field,
+	    inbound_hdr_body, c);
+	if (c->hdr == NULL) {
+		spool_msg_abort(c->msg);
+		c->msg = NULL;
+		smtp_session_reply(s, 451, "4.3.0 Local error: out of memory");
+		return;
+	}
 	if (c->gw->cfg->dkim_verify && c->gw->resolver != NULL) {
 		struct dkim_verify_params vp;
 
@@ -253,6 +265,66 @@ inbound_data_start(struct smtp_session *s, void *arg)
 }
 
 static void inbound_commit(struct gw_conn *c);
+
+/*
+ * The header section passes a filter on its way to the spool: an
+ * Authentication-Results field carrying our own authserv-id was not
+ * written by us and is removed (RFC 8601 5). Everything else is written
+ * as received; the body streams through untouched.
+ */
+static int
+inbound_hdr_field(const struct msg_field *f, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (authres_is_ours(f->raw, f->raw_len, c->gw->cfg->hostname)) {
+		log_info("session=%s id=%s removed a forged Authentication-Results "
+		    "field claiming authserv-id %s", smtp_session_id(c->s), c->id,
+		    c->gw->cfg->hostname);
+		return 0;
+	}
+	if (spool_msg_write(c->msg, f->raw, f->raw_len) == -1) {
+		c->hdr_err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+inbound_hdr_sep(struct gw_conn *c)
+{
+	if (c->hdr_sep)
+		return 0;
+	c->hdr_sep = 1;
+	if (spool_msg_write(c->msg, "\r\n", 2) == -1) {
+		c->hdr_err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+inbound_hdr_body(const char *p, size_t n, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (inbound_hdr_sep(c) == -1 || spool_msg_write(c->msg, p, n) == -1) {
+		c->hdr_err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The rest of the header section at end of content; 0 or -1. */
+static int
+inbound_hdr_finish(struct gw_conn *c)
+{
+	if (c->hdr == NULL)
+		return 0;
+	if (msg_parser_in_body(c->hdr))
+		return inbound_hdr_sep(c);
+	return msg_parser_end(c->hdr) == -1 || c->hdr_err ? -1 : 0;
+}
 
 static int
 inbound_dkim_busy(const struct gw_conn *c)
@@ -318,6 +390,10 @@ inbound_dkim_clear(struct gw_conn *c)
 {
 	size_t i;
 
+	if (c->hdr) {
+		msg_parser_free(c->hdr);
+		c->hdr = NULL;
+	}
 	for (i = 0; i < sizeof(c->dkq) / sizeof(c->dkq[0]); i++)
 		if (c->dkq[i].q != NULL) {
 			dns_cancel(c->dkq[i].q);
@@ -340,7 +416,18 @@ inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 		dkim_verify_feed(c->dkim, p, n);	/* errors end up in results */
 		inbound_dkim_ask(c);
 	}
-	return spool_msg_write(c->msg, p, n);
+	if (msg_parser_feed(c->hdr, p, n) == -1) {
+		/* a write error, or a header section past its bounds */
+		if (!c->hdr_err)
+			log_info("session=%s id=%s header section refused: %s",
+			    smtp_session_id(s), c->id,
+			    msg_parser_error(c->hdr) == MSG_ERR_LIMIT ?
+			    "over 1 MiB or 10000 fields" : "parse error");
+		return -1;
+	}
+	if (msg_parser_in_body(c->hdr) && inbound_hdr_sep(c) == -1)
+		return -1;
+	return 0;
 }
 
 /* RFC 8601: what we found, stamped above everything else we added. */
@@ -428,9 +515,11 @@ inbound_commit(struct gw_conn *c)
 	size_t i;
 
 	memset(&env, 0, sizeof(env));
-	c->msg = NULL;
-	if (m == NULL)
+	if (m == NULL || inbound_hdr_finish(c) == -1) {
+		c->msg = NULL;
 		goto fail;
+	}
+	c->msg = NULL;
 	env.arrival = time(NULL);
 	if (envelope_set(&env.session, smtp_session_id(s)) == -1 ||
 	    envelope_set(&env.client_ip, c->ip) == -1 ||

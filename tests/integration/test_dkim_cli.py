@@ -241,3 +241,33 @@ def test_daemon_dkim_key_timeout_is_temperror(mx, keys):
     eml = sink.wait_messages(1)[0]["eml"].decode(errors="replace")
     ar = eml.split("\r\nReceived-SPF:", 1)[0]
     assert len(re.findall(r"dkim=temperror", ar)) == 2, ar
+
+
+def test_forged_authentication_results_removed(mx, keys):
+    """RFC 8601 5: an Authentication-Results field that claims our
+    authserv-id arrived from outside: it is removed; others stay."""
+    sink = mx.sink()
+    d = dkim_daemon(mx, keys, sink)
+    forged = (b"Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n"
+              b"Authentication-Results: other.test;\r\n\tspf=pass smtp.mailfrom=x@other.test\r\n"
+              b"authentication-results:  (comment) MX.EXAMPLE.TEST; spf=pass\r\n")
+    deliver(d, forged + MSG)
+    eml = sink.wait_messages(1)[0]["eml"]
+    text = eml.decode(errors="replace")
+    # only ours is left, on top
+    assert len(re.findall(r"(?i)^authentication-results:[^;]*mx\.example\.test",
+                          text, re.M)) == 1, text[:800]
+    assert text.startswith("Authentication-Results: mx.example.test;")
+    assert "header.d=bank.test" not in text
+    assert "Authentication-Results: other.test;\r\n\tspf=pass smtp.mailfrom=x@other.test\r\n" in text
+    assert eml.endswith(MSG)        # the rest of the header and the body as sent
+    assert "removed a forged Authentication-Results" in d.log()
+
+
+def test_header_only_message_and_no_blank_line(mx, keys):
+    sink = mx.sink()
+    d = dkim_daemon(mx, keys, sink)
+    content = b"From: a@signer.test\r\nSubject: header only\r\n"
+    deliver(d, content)
+    eml = sink.wait_messages(1)[0]["eml"]
+    assert eml.endswith(content), eml
