@@ -79,7 +79,8 @@ UNIT_TESTS = \
 	test_dkim
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
-	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags
+	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
+	fuzz_dkim_canon
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
