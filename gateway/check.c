@@ -60,6 +60,23 @@ check_usage(FILE *f)
 	    "[--dns HOST:PORT] [--authserv-id ID] [FILE]\n");
 }
 
+/* The resolver for a check: the given server, or /etc/resolv.conf's. */
+static struct dns_resolver *
+check_resolver(struct event_base *base, const char *server, char *err,
+    size_t errlen)
+{
+	struct dns_config dc;
+
+	memset(&dc, 0, sizeof(dc));
+	if (server) {
+		dc.servers = &server;
+		dc.nservers = 1;
+	}
+	dc.timeout_ms = 2000;
+	dc.tries = 2;
+	return dns_resolver_new(base, &dc, err, errlen);
+}
+
 static int
 check_spf(int argc, char **argv)
 {
@@ -74,7 +91,6 @@ check_spf(int argc, char **argv)
 	};
 	struct spf_params p;
 	struct check_out o;
-	struct dns_config dc;
 	struct dns_resolver *r;
 	struct spf_query *q;
 	struct event_base *base;
@@ -108,16 +124,9 @@ check_spf(int argc, char **argv)
 		return 2;
 	}
 	p.receiver = o.receiver;
-	memset(&dc, 0, sizeof(dc));
-	if (server) {
-		dc.servers = &server;
-		dc.nservers = 1;
-	}
-	dc.timeout_ms = 2000;
-	dc.tries = 2;
 	if ((base = event_base_new()) == NULL)
 		return 1;
-	if ((r = dns_resolver_new(base, &dc, err, sizeof(err))) == NULL) {
+	if ((r = check_resolver(base, server, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxgate: resolver: %s\n", err);
 		event_base_free(base);
 		return 1;
@@ -240,7 +249,6 @@ check_message(int argc, char **argv)
 	};
 	struct spf_params p;
 	struct check_msg m;
-	struct dns_config dc;
 	struct dkim_verify_params vp;
 	struct authres ar;
 	struct buf msg = { 0 }, out = { 0 };
@@ -279,16 +287,9 @@ check_message(int argc, char **argv)
 		return 1;
 	}
 	p.receiver = authserv;
-	memset(&dc, 0, sizeof(dc));
-	if (server) {
-		dc.servers = &server;
-		dc.nservers = 1;
-	}
-	dc.timeout_ms = 2000;
-	dc.tries = 2;
 	memset(&vp, 0, sizeof(vp));
 	if ((m.base = event_base_new()) == NULL ||
-	    (m.r = dns_resolver_new(m.base, &dc, err, sizeof(err))) == NULL ||
+	    (m.r = check_resolver(m.base, server, err, sizeof(err))) == NULL ||
 	    (m.v = dkim_verify_new(&vp)) == NULL) {
 		fprintf(stderr, "mxgate: cannot start: %s\n", err);
 		goto out;
