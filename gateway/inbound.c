@@ -385,8 +385,10 @@ inbound_dkim_ask(struct gw_conn *c)
 	}
 }
 
+/* Per-message content state: the header filter, the DKIM verifier and
+ * its key lookups in flight. */
 static void
-inbound_dkim_clear(struct gw_conn *c)
+inbound_content_clear(struct gw_conn *c)
 {
 	size_t i;
 
@@ -564,7 +566,7 @@ inbound_txn_end(struct smtp_session *s, void *arg)
 	free(c->spf_header);
 	c->spf_header = NULL;
 	c->mail_spf = SPF_UNCHECKED;
-	inbound_dkim_clear(c);
+	inbound_content_clear(c);
 }
 
 static void
@@ -575,7 +577,7 @@ inbound_close(struct smtp_session *s, void *arg)
 
 	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
 	spf_query_cancel(c->spfq);	/* a decision may still be pending */
-	inbound_dkim_clear(c);
+	inbound_content_clear(c);
 	free(c->spf_header);
 	free(c->spf_sender);
 	if (c->prev)
