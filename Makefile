@@ -31,6 +31,7 @@ LIB_SRCS = \
 	lib/fsutil.c \
 	lib/dns.c \
 	lib/dns_cache.c \
+	lib/cidr.c \
 	smtp/command.c \
 	smtp/path.c \
 	smtp/datastream.c \
@@ -39,6 +40,7 @@ LIB_SRCS = \
 	smtp/tls.c \
 	smtp/client.c \
 	smtp/message.c \
+	smtp/address.c \
 	auth/spf.c \
 	auth/spf_macro.c \
 	auth/spf_record.c \
@@ -50,17 +52,27 @@ LIB_SRCS = \
 	auth/dkim_sign.c \
 	auth/dkim_key.c \
 	auth/authres.c \
+	auth/orgdomain.c \
+	auth/dmarc_record.c \
+	auth/dmarc.c \
+	auth/dmarc_query.c \
+	policy/received.c \
+	policy/verdict.c \
 	queue/envelope.c \
 	queue/spool.c \
+	queue/spool_hold.c \
 	queue/scheduler.c \
 	queue/delivery.c \
 	gateway/config.c \
 	gateway/config_parse.c \
+	gateway/config_policy.c \
 	gateway/inbound.c \
+	gateway/inbound_dmarc.c \
 	gateway/listener.c \
 	gateway/daemon.c \
 	gateway/check.c \
-	gateway/dkimcmd.c
+	gateway/dkimcmd.c \
+	gateway/quarantine.c
 
 MAIN_SRCS = gateway/main.c
 
@@ -76,11 +88,16 @@ UNIT_TESTS = \
 	test_spf \
 	test_spf_conformance \
 	test_message \
-	test_dkim
+	test_dkim \
+	test_address \
+	test_received \
+	test_dmarc \
+	test_dmarc_conformance \
+	test_verdict
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
-	fuzz_dkim_canon
+	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -130,13 +147,14 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
 	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
-	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c
+	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c smtp/address.c lib/cidr.c \
+	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl libpsl)
 
 # Benchmarks (timings, never pass/fail): see tests/bench/.
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a

@@ -120,6 +120,22 @@ authres_dkim_none(struct authres *ar)
 }
 
 int
+authres_dmarc(struct authres *ar, enum dmarc_result r, const char *comment,
+    const char *action, const char *header_from)
+{
+	authres_sep(ar);
+	buf_appendf(&ar->b, "dmarc=%s", dmarc_result_name(r));
+	authres_comment(&ar->b, comment);
+	if (action && *action)
+		buf_appendf(&ar->b, " action=%s", action);
+	if (header_from && *header_from) {
+		buf_appends(&ar->b, " header.from=");
+		authres_value(&ar->b, header_from);
+	}
+	return 0;
+}
+
+int
 authres_end(struct authres *ar, struct buf *out)
 {
 	if (ar->n == 0)

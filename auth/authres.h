@@ -1,7 +1,7 @@
 /*
  * auth/authres: the Authentication-Results header field (RFC 8601) that
  * records what we checked: SPF for the MAIL FROM (or HELO) identity and
- * DKIM per signature; DMARC and ARC add to it later.
+ * DKIM per signature, DMARC; ARC adds to it later.
  *
  * Values from the message or the client are quoted or replaced so the
  * field stays one valid header: no CR/LF, no control octets.
@@ -10,6 +10,7 @@
 #define AUTH_AUTHRES_H
 
 #include "auth/dkim.h"
+#include "auth/dmarc.h"
 #include "auth/spf.h"
 #include "lib/buf.h"
 
@@ -27,6 +28,12 @@ int authres_spf(struct authres *ar, enum spf_result r, const char *reason,
 int authres_dkim(struct authres *ar, const struct dkim_sig_result *r);
 /* dkim=none when the message has no signature */
 int authres_dkim_none(struct authres *ar);
+/* dmarc=RESULT (comment) action=ACTION header.from=DOMAIN. The comment
+ * carries "p=.. sp=.. dis=.." and overrides; action= is the form Exchange
+ * Online Protection writes (none, quarantine, reject, oreject, ...), so an
+ * Exchange transport rule can match on it. header_from NULL/"" = left out. */
+int authres_dmarc(struct authres *ar, enum dmarc_result r, const char *comment,
+    const char *action, const char *header_from);
 /* Folded field text ending in CRLF, appended to out. */
 int authres_end(struct authres *ar, struct buf *out);
 void authres_free(struct authres *ar);

@@ -7,15 +7,18 @@
  * 2 on bad usage, 1 when the check could not run.
  *
  * `mxgate check message --ip IP --sender ADDRESS --helo NAME [--dns
- * HOST:PORT] [FILE]`: SPF and DKIM for a whole message (stdin without
- * FILE), printed as the Authentication-Results header the gateway would
- * add.
+ * HOST:PORT] [--discovery treewalk|psl] [--psl-file FILE] [FILE]`: SPF,
+ * DKIM and DMARC for a whole message (stdin without FILE), printed as the
+ * Authentication-Results header the gateway would add (with the default
+ * policy settings: enforce, tag quarantines, reject bad From), and the
+ * verdict on stderr ("verdict: reject 550 5.7.1 ...").
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,6 +27,11 @@
 #include "auth/dkim.h"
 #include "auth/spf.h"
 #include "auth/spf_query.h"
+#include "auth/dmarc_query.h"
+#include "auth/orgdomain.h"
+#include "policy/verdict.h"
+#include "smtp/address.h"
+#include "smtp/message.h"
 #include "gateway/gateway.h"
 #include "lib/dns.h"
 
@@ -57,7 +65,8 @@ check_usage(FILE *f)
 	fprintf(f, "usage: mxgate check spf --ip IP --sender ADDRESS --helo NAME "
 	    "[--dns HOST:PORT] [--receiver NAME] [--helo-identity]\n"
 	    "       mxgate check message --ip IP --sender ADDRESS --helo NAME "
-	    "[--dns HOST:PORT] [--authserv-id ID] [FILE]\n");
+	    "[--dns HOST:PORT] [--authserv-id ID]\n"
+	    "           [--discovery treewalk|psl] [--psl-file FILE] [FILE]\n");
 }
 
 /* The resolver for a check: the given server, or /etc/resolv.conf's. */
@@ -192,7 +201,74 @@ struct check_msg {
 	char spf_reason[256];
 	char spf_identity[600];
 	int spf_helo;
+	size_t nfrom;			/* From fields */
+	struct buf from;		/* the first one's value */
+	int dmarc_done;
+	enum dmarc_result dmarc;
+	struct buf dmarc_comment;
+	char author[256];		/* header.from */
+	struct verdict verdict;
+	char from_local[256], from_domain[256];
 };
+
+static int
+check_from_field(const struct msg_field *f, void *arg)
+{
+	struct check_msg *m = arg;
+
+	if (f->name_len == 4 && strncasecmp(f->name, "From", 4) == 0 &&
+	    m->nfrom++ == 0)
+		return buf_append(&m->from, f->value, f->value_len) == -1 ? -1 : 0;
+	return 0;
+}
+
+static int
+check_body(const char *p, size_t n, void *arg)
+{
+	return 0;
+}
+
+/* RFC 9989 4.4: the one author domain, or why there is none. */
+static const char *
+check_author(struct check_msg *m, const struct buf *msg)
+{
+	struct msg_parser *mp = msg_parser_new(1024 * 1024, 10000,
+	    check_from_field, check_body, m);
+	enum addr_from_status st;
+
+	if (mp == NULL)
+		return "out of memory";
+	msg_parser_feed(mp, msg->data ? msg->data : "", msg->len);
+	msg_parser_end(mp);
+	msg_parser_free(mp);
+	if (m->nfrom == 0)
+		return "no From field";
+	if (m->nfrom > 1)
+		return "multiple From fields";
+	st = addr_from_parse(m->from.data ? m->from.data : "", m->from.len, 1,
+	    m->from_local, sizeof(m->from_local), m->from_domain,
+	    sizeof(m->from_domain), NULL);
+	return st == ADDR_FROM_OK ? NULL : addr_from_status_name(st);
+}
+
+static void
+check_msg_dmarc_done(const struct dmarc_outcome *o, void *arg)
+{
+	struct check_msg *m = arg;
+	struct verdict_config vc;
+	struct verdict_input in;
+	memset(&vc, 0, sizeof(vc));
+	vc.enforce = vc.bad_from_reject = vc.temperror_defer = vc.primary_mx = 1;
+	memset(&in, 0, sizeof(in));
+	in.dmarc = o;
+	in.from_local = m->from_local[0] ? m->from_local : NULL;
+	in.from_domain = m->from_domain[0] ? m->from_domain : NULL;
+	verdict_decide(&vc, &in, &m->verdict);
+	verdict_comment(o, &m->verdict, NULL, &m->dmarc_comment);
+	m->dmarc = o->result;
+	snprintf(m->author, sizeof(m->author), "%s", o->author_domain);
+	m->dmarc_done = 1;
+}
 
 static void check_dkim_ask(struct check_msg *m);
 
@@ -245,6 +321,8 @@ check_message(int argc, char **argv)
 		{ "helo", required_argument, NULL, 'h' },
 		{ "dns", required_argument, NULL, 'd' },
 		{ "authserv-id", required_argument, NULL, 'a' },
+		{ "discovery", required_argument, NULL, 'D' },
+		{ "psl-file", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct spf_params p;
@@ -252,7 +330,11 @@ check_message(int argc, char **argv)
 	struct dkim_verify_params vp;
 	struct authres ar;
 	struct buf msg = { 0 }, out = { 0 };
-	const char *server = NULL, *file = NULL;
+	const char *server = NULL, *file = NULL, *psl_file = NULL, *problem;
+	struct dmarc_params dp;
+	struct dmarc_dkim_input dk[16];
+	struct orgdomain_psl *psl = NULL;
+	int psl_mode = 0;
 	char err[256], authserv[256];
 	int ch, rc = 1;
 	size_t i;
@@ -273,6 +355,14 @@ check_message(int argc, char **argv)
 		case 'h': p.helo = optarg; break;
 		case 'd': server = optarg; break;
 		case 'a': snprintf(authserv, sizeof(authserv), "%s", optarg); break;
+		case 'D':
+			if (strcmp(optarg, "psl") != 0 && strcmp(optarg, "treewalk") != 0) {
+				check_usage(stderr);
+				return 2;
+			}
+			psl_mode = strcmp(optarg, "psl") == 0;
+			break;
+		case 'P': psl_file = optarg; break;
 		default: check_usage(stderr); return 2;
 		}
 	}
@@ -307,15 +397,54 @@ check_message(int argc, char **argv)
 	while ((!m.spf_done || m.pending > 0) &&
 	    event_base_loop(m.base, EVLOOP_ONCE) == 0)
 		check_dkim_ask(&m);
+	if (psl_mode && (psl = orgdomain_psl_load(psl_file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxgate: public suffix list: %s\n", err);
+		goto out;
+	}
+	memset(&dp, 0, sizeof(dp));
+	dp.discovery = psl_mode ? DMARC_DISCOVERY_PSL : DMARC_DISCOVERY_TREEWALK;
+	dp.psl = psl;
+	if ((problem = check_author(&m, &msg)) != NULL)
+		dp.from_problem = problem;
+	else
+		dp.author_domain = m.from_domain;
+	dp.spf_result = m.spf;
+	dp.spf_domain = m.spf_helo ? p.helo : strrchr(p.sender, '@') ?
+	    strrchr(p.sender, '@') + 1 : "";
+	for (i = 0; i < dkim_verify_count(m.v) && i < 16; i++) {
+		const struct dkim_sig_result *r = dkim_verify_result(m.v, i);
+
+		dk[i].domain = r->domain;
+		dk[i].selector = r->selector;
+		dk[i].result = r->result;
+		dk[i].body_partial = r->body_partial;
+	}
+	dp.dkim = dk;
+	dp.ndkim = i;
+	if (dmarc_query_start(m.base, m.r, &dp, 20000, check_msg_dmarc_done,
+	    &m) == NULL)
+		goto out;
+	while (!m.dmarc_done && event_base_loop(m.base, EVLOOP_ONCE) == 0)
+		;
 	authres_begin(&ar, authserv);
 	authres_spf(&ar, m.spf, m.spf_reason, m.spf_helo, m.spf_identity);
 	if (dkim_verify_count(m.v) == 0)
 		authres_dkim_none(&ar);
 	for (i = 0; i < dkim_verify_count(m.v); i++)
 		authres_dkim(&ar, dkim_verify_result(m.v, i));
+	if (m.dmarc_done)
+		authres_dmarc(&ar, m.dmarc, m.dmarc_comment.data,
+		    m.verdict.ar_action, m.author[0] ? m.author : NULL);
 	authres_end(&ar, &out);
 	authres_free(&ar);
 	fwrite(out.data, 1, out.len, stdout);
+	if (m.verdict.action == VERDICT_REJECT || m.verdict.action == VERDICT_DEFER)
+		fprintf(stderr, "verdict: %s %d %s %s\n",
+		    verdict_action_name(m.verdict.action), m.verdict.code,
+		    m.verdict.enhanced, m.verdict.text);
+	else
+		fprintf(stderr, "verdict: %s (%s)\n",
+		    verdict_action_name(m.verdict.action), m.verdict.why);
 	rc = 0;
 out:
 	if (m.v)
@@ -324,6 +453,9 @@ out:
 		dns_resolver_free(m.r);
 	if (m.base)
 		event_base_free(m.base);
+	orgdomain_psl_free(psl);
+	buf_free(&m.from);
+	buf_free(&m.dmarc_comment);
 	buf_free(&msg);
 	buf_free(&out);
 	return rc;

@@ -14,38 +14,12 @@
 
 #include <ini.h>
 
+#include "gateway/config_int.h"
 #include "smtp/path.h"
 
 #define CONFIG_MAX_LINE 200	/* Debian's libinih INI_MAX_LINE */
 
-struct config_seen {
-	char *key;		/* "section\nname" */
-	int line;
-};
-
-struct config_load {
-	struct config *cfg;
-	struct buf *errors;
-	const char *file;
-	FILE *fp;
-	int line;
-	int nerrors;
-	int last_error_line;
-	char *linebuf;
-	size_t linecap;
-	struct config_seen *seen;
-	size_t nseen;
-	int accept_line;
-	int cert_line;
-	int key_line;
-};
-
-static void
-config_error(struct config_load *ld, int line, const char *section,
-    const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static void
+void
 config_error(struct config_load *ld, int line, const char *section,
     const char *name, const char *fmt, ...)
 {
@@ -69,7 +43,7 @@ config_section_known(const char *name)
 {
 	static const char *const fixed[] = {
 		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
-		"dkim",
+		"dkim", "dmarc", "quarantine", "hybrid", "allow",
 	};
 	size_t i;
 
@@ -163,7 +137,7 @@ config_dup_string(char **field, const char *v)
 }
 
 /* Split a list on commas and white space; calls fn for each item. */
-static int
+int
 config_list(const char *v, int (*fn)(struct config_load *, const char *,
     const char *, const char *, void *), struct config_load *ld,
     const char *section, const char *name, void *arg)
@@ -389,7 +363,7 @@ config_server(struct config_load *ld, const char *section, const char *name,
 	return 2;
 }
 
-static void
+void
 config_bad_value(struct config_load *ld, const char *section, const char *name,
     const char *what, const char *v)
 {
@@ -549,6 +523,7 @@ config_key(struct config_load *ld, const char *section, const char *name,
     const char *v)
 {
 	struct config *cfg = ld->cfg;
+	int pr;
 
 	if (strcasecmp(section, "server") == 0)
 		return config_server(ld, section, name, v);
@@ -565,6 +540,8 @@ config_key(struct config_load *ld, const char *section, const char *name,
 			config_bad_value(ld, section, name, "expected yes or no", v);
 		return 0;
 	}
+	if ((pr = config_policy_key(ld, section, name, v)) != 3)
+		return pr;
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -661,7 +638,8 @@ config_handler(void *user, const char *section, const char *name,
 		config_error(ld, ld->line, NULL, name, "key outside any section");
 		return 1;
 	}
-	if (config_seen(ld, section, name) == -1)
+	if (!config_policy_repeatable(section, name) &&
+	    config_seen(ld, section, name) == -1)
 		return 1;
 	r = config_key(ld, section, name, value);
 	if (r == 2)
@@ -771,6 +749,7 @@ config_load(const char *path, struct buf *errors)
 	cfg->spf_mailfrom = 1;
 	cfg->spf_budget = 20;
 	cfg->dkim_verify = 1;
+	config_policy_defaults(cfg);
 
 	if ((ld.fp = fopen(path, "r")) == NULL) {
 		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
@@ -787,6 +766,8 @@ config_load(const char *path, struct buf *errors)
 	fclose(ld.fp);
 	if (ld.nerrors == 0)
 		config_validate(&ld);
+	if (ld.nerrors == 0)
+		config_policy_validate(&ld);
 	free(ld.linebuf);
 	for (i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].key);
@@ -829,6 +810,7 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	config_policy_free(cfg);
 	free(cfg);
 }
 

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "lib/buf.h"
+#include "lib/cidr.h"
 #include "lib/log.h"
 #include "smtp/client.h"
 
@@ -43,6 +44,8 @@ struct config_route {
 	enum smtp_client_tls tls;
 	int line;
 };
+
+struct orgdomain_psl;
 
 struct config {
 	char *path;
@@ -80,6 +83,33 @@ struct config {
 	int spf_budget;			/* seconds per check */
 
 	int dkim_verify;		/* verify DKIM on inbound mail */
+
+	/* [dmarc] */
+	int dmarc_verify;
+	int dmarc_psl_mode;		/* discovery = psl (RFC 7489) */
+	char *dmarc_psl_file;
+	struct orgdomain_psl *psl;	/* loaded with the file (psl mode) */
+	int dmarc_enforce;
+	int dmarc_reject_override;
+	int dmarc_bad_from_reject;
+	int dmarc_temperror_defer;
+	int dmarc_partial_body;		/* l= partial DKIM pass aligns */
+	int dmarc_budget;		/* seconds */
+	/* [quarantine] */
+	int quarantine_hold;		/* action = hold (else tag) */
+	char *verdict_header;		/* "" = none */
+	char *subject_prefix;		/* "" = none */
+	int exchange_scl;		/* -1 = none */
+	/* [hybrid] */
+	int primary_mx;
+	struct cidr_list trusted_relays;
+	int hybrid_recover;		/* mode = recover (else skip) */
+	/* [allow] */
+	char **allow_senders;		/* "user@domain" or "domain" */
+	size_t nallow_senders;
+	struct cidr_list allow_ips;
+	struct cidr_list trusted_forwarders;
+	struct cidr_list mailing_lists;
 
 	int delivery_concurrency;
 	int retry_initial;

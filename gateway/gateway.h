@@ -6,6 +6,8 @@
  *   listener.c  listening sockets, connection limits, session creation
  *   inbound.c   the SMTP session hooks of the inbound profile: relay
  *               control, Received header, spool commit, summary log line
+ *   inbound_dmarc.c  end of data on inbound mail: the From and Received
+ *               fields, hybrid recovery, DMARC, the verdict and its stamps
  *   config*.c   configuration
  */
 #ifndef GATEWAY_GATEWAY_H
@@ -17,6 +19,9 @@
 #include "auth/dkim.h"
 #include "auth/spf.h"
 #include "auth/spf_query.h"
+#include "auth/dmarc_query.h"
+#include "policy/received.h"
+#include "policy/verdict.h"
 #include "gateway/config.h"
 #include "lib/dns.h"
 #include "queue/delivery.h"
@@ -82,8 +87,53 @@ struct gw_conn {
 	struct msg_parser *hdr;		/* header filter on the way to the spool */
 	int hdr_sep;			/* blank line after the header written */
 	int hdr_err;			/* spool write failed inside the filter */
+	/* inbound_dmarc.c: what the header filter kept for DMARC, and the
+	 * end-of-data chain (recovered SPF, then DMARC, then the verdict) */
+	size_t nfrom;			/* From fields seen */
+	char *from_value;		/* the first one's value (may hold NULs) */
+	size_t from_len;
+	char *from_local;		/* its address, once parsed */
+	char *from_domain;
+	struct buf held_fields;		/* Subject held back (subject_prefix) */
+	char *received[16];		/* Received values, top first (recover) */
+	size_t received_len[16];
+	size_t nreceived;
+	int received_more;		/* more Received fields than kept */
+	int via_relay;			/* the client is a trusted relay */
+	int recovered;			/* its original client was found */
+	struct received_from *rec;	/* that client (malloc'd) */
+	enum spf_result rec_spf;	/* SPF for it */
+	char *relay_note;		/* why recovery failed, for stamps */
+	struct spf_query *rspfq;	/* SPF of the recovered client */
+	struct dmarc_query *dmq;	/* DMARC lookups in flight */
 	struct gw_conn *prev, *next;
 };
+
+/* The end-of-data outcome inbound_commit carries out (inbound_dmarc.c
+ * fills it; all pointers valid during the call only). */
+struct gw_outcome {
+	const struct dmarc_outcome *dmarc;	/* NULL: not evaluated */
+	const struct verdict *verdict;		/* NULL: deliver */
+	const char *from_domain;		/* header.from, or NULL */
+	const char *dmarc_comment;		/* for Authentication-Results */
+	int recovered;				/* hybrid recover succeeded */
+	const char *recovered_ip;
+	enum spf_result recovered_spf;
+	const char *relay_note;			/* hybrid remark, or NULL */
+};
+void inbound_commit(struct gw_conn *c, const struct gw_outcome *o);
+
+/* inbound_dmarc.c */
+/* A header field on its way to the spool: 1 = keep it out of the spool
+ * (held back or a forgery of our stamps), 0 = write it, -1 = no memory. */
+int inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f);
+/* Content complete and DKIM settled: run the chain, then inbound_commit. */
+void inbound_dmarc_start(struct gw_conn *c);
+/* Stamps for the prepend text (verdict header, SCL, held fields). */
+int inbound_dmarc_stamps(struct gw_conn *c, const struct gw_outcome *o,
+    struct buf *out);
+/* Per-message DMARC state: freed, lookups cancelled. */
+void inbound_dmarc_clear(struct gw_conn *c);
 
 /* daemon.c */
 int daemon_serve(const char *config_path, int foreground_debug);
@@ -99,5 +149,8 @@ int check_read_message(const char *path, struct buf *out, char *err,
 
 /* dkimcmd.c: `mxgate dkim sign|keygen ...` */
 int dkimcmd_main(int argc, char **argv);
+
+/* quarantine.c: `mxgate quarantine list|show|release|delete ...` */
+int quarantine_main(int argc, char **argv);
 
 #endif

@@ -2,8 +2,9 @@
  * The inbound profile's session hooks: an MX for the accepted domains.
  * Relay control at RCPT, the Received header at the start of the
  * content, the durable commit before "250", one summary line per message.
- * SPF, DKIM and DMARC will hook in here (on_helo/on_mail, on_data_chunk,
- * on_data_end) without the SMTP engine knowing.
+ * SPF at HELO and MAIL, DKIM while the content streams, then DMARC and
+ * the verdict at end of data (inbound_dmarc.c), without the SMTP engine
+ * knowing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -264,7 +265,6 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	smtp_session_accept(s);
 }
 
-static void inbound_commit(struct gw_conn *c);
 
 /*
  * The header section passes a filter on its way to the spool: an
@@ -276,7 +276,13 @@ static int
 inbound_hdr_field(const struct msg_field *f, void *arg)
 {
 	struct gw_conn *c = arg;
+	int r;
 
+	if ((r = inbound_dmarc_field(c, f)) != 0) {
+		if (r == -1)
+			c->hdr_err = 1;
+		return r == -1 ? -1 : 0;
+	}
 	if (authres_is_ours(f->raw, f->raw_len, c->gw->cfg->hostname)) {
 		log_info("session=%s id=%s removed a forged Authentication-Results "
 		    "field claiming authserv-id %s", smtp_session_id(c->s), c->id,
@@ -350,7 +356,7 @@ inbound_dkim_answer(const struct dns_answer *a, void *arg)
 	inbound_dkim_ask(c);
 	if (c->data_ended && !inbound_dkim_busy(c)) {
 		c->data_ended = 0;
-		inbound_commit(c);
+		inbound_dmarc_start(c);
 	}
 }
 
@@ -405,6 +411,7 @@ inbound_content_clear(struct gw_conn *c)
 		dkim_verify_free(c->dkim);
 	c->dkim = NULL;
 	c->data_ended = 0;
+	inbound_dmarc_clear(c);
 }
 
 static int
@@ -433,18 +440,28 @@ inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 }
 
 /* RFC 8601: what we found, stamped above everything else we added. */
-static char *
-inbound_authres(struct gw_conn *c, struct buf *dk)
+static int
+inbound_authres(struct gw_conn *c, const struct gw_outcome *o,
+    struct buf *out, struct buf *dk)
 {
 	struct authres ar;
-	struct buf out = { 0 };
 	const char *sender = c->s ? smtp_session_sender(c->s) : "";
 	size_t i;
 
-	if (c->dkim == NULL && c->mail_spf == SPF_UNCHECKED)
-		return NULL;
+	if (c->dkim == NULL && c->mail_spf == SPF_UNCHECKED && o->dmarc == NULL)
+		return 0;
 	authres_begin(&ar, c->gw->cfg->hostname);
-	if (c->mail_spf != SPF_UNCHECKED) {
+	if (o->recovered) {
+		char why[128];
+
+		/* hybrid recover: SPF of the original client (RFC 7208 2.4) */
+		snprintf(why, sizeof(why), "original client %s, from Received",
+		    o->recovered_ip);
+		if (*sender == '\0')
+			authres_spf(&ar, o->recovered_spf, why, 1, c->rec->helo);
+		else
+			authres_spf(&ar, o->recovered_spf, why, 0, sender);
+	} else if (c->mail_spf != SPF_UNCHECKED) {
 		/* RFC 7208 2.4: the null sender was checked as the HELO */
 		if (*sender == '\0')
 			authres_spf(&ar, c->mail_spf, NULL, 1,
@@ -463,17 +480,20 @@ inbound_authres(struct gw_conn *c, struct buf *dk)
 			    dkim_result_name(r->result), r->domain ? r->domain : "");
 		}
 	}
-	authres_end(&ar, &out);
+	if (o->dmarc)
+		authres_dmarc(&ar, o->dmarc->result, o->dmarc_comment,
+		    o->verdict ? o->verdict->ar_action : NULL, o->from_domain);
+	authres_end(&ar, out);
 	authres_free(&ar);
-	return buf_steal(&out);
+	return 0;
 }
 
 static void
 inbound_log_summary(struct gw_conn *c, const struct envelope *env,
-    const char *dkim, const char *status)
+    const char *dkim, const struct gw_outcome *o, const char *status)
 {
 	struct smtp_session *s = c->s;
-	struct buf to = { 0 };
+	struct buf to = { 0 }, dm = { 0 };
 	char tls[160] = "";
 	size_t i;
 
@@ -481,14 +501,37 @@ inbound_log_summary(struct gw_conn *c, const struct envelope *env,
 		buf_appendf(&to, "%s<%s>", i ? "," : "", env->rcpts[i].addr);
 	if (smtp_session_ssl(s))
 		snprintf(tls, sizeof(tls), "%s", tls_version(smtp_session_ssl(s)));
+	if (o && o->dmarc) {
+		const struct dmarc_outcome *d = o->dmarc;
+
+		buf_appendf(&dm, " dmarc=%s header_from=%s policy=%s",
+		    dmarc_result_name(d->result),
+		    log_safe(o->from_domain ? o->from_domain : "-"),
+		    d->record ? dmarc_policy_name(d->requested) : "-");
+		if (o->verdict)
+			buf_appendf(&dm, " disposition=%s action=%s override=%s "
+			    "verdict=%s", o->verdict->disposition,
+			    o->verdict->ar_action,
+			    o->verdict->override ? o->verdict->override : "-",
+			    log_safe(o->verdict->why));
+		if (o->recovered)
+			buf_appendf(&dm, " hybrid=recovered:%s spf_original=%s",
+			    o->recovered_ip, spf_name(o->recovered_spf));
+		else if (c->via_relay)
+			buf_appends(&dm, " hybrid=skip");
+		buf_appendf(&dm, " dmarc_reason=%s", log_safe(d->reason));
+	} else
+		buf_appends(&dm, " dmarc=-");
 	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
-	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s status=%s",
+	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s%s status=%s",
 	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
 	    log_safe(smtp_session_helo(s)), log_safe(env->sender ? env->sender : ""),
 	    log_safe(to.data ? to.data : ""), env->nrcpt, env->size,
 	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none",
-	    spf_name(c->mail_spf), spf_name(c->helo_spf), log_safe(dkim), status);
+	    spf_name(c->mail_spf), spf_name(c->helo_spf), log_safe(dkim),
+	    dm.data ? dm.data : "", status);
 	buf_free(&to);
+	buf_free(&dm);
 }
 
 static void
@@ -500,20 +543,40 @@ inbound_data_end(struct smtp_session *s, void *arg)
 		dkim_verify_end(c->dkim);
 		inbound_dkim_ask(c);
 		if (inbound_dkim_busy(c)) {
-			c->data_ended = 1;	/* inbound_dkim_answer commits */
+			c->data_ended = 1;	/* inbound_dkim_answer goes on */
 			return;
 		}
 	}
-	inbound_commit(c);
+	inbound_dmarc_start(c);
 }
 
+/* A reject or defer verdict: the content is dropped, nothing was ours. */
 static void
-inbound_commit(struct gw_conn *c)
+inbound_refuse(struct gw_conn *c, struct envelope *env, const char *dkim,
+    const struct gw_outcome *o)
+{
+	const struct verdict *v = o->verdict;
+	size_t i;
+
+	spool_msg_abort(c->msg);
+	c->msg = NULL;
+	for (i = 0; i < smtp_session_rcpt_count(c->s); i++)
+		envelope_add_rcpt(env, smtp_session_rcpt(c->s, i));
+	envelope_set(&env->sender, smtp_session_sender(c->s));
+	inbound_log_summary(c, env, dkim, o, v->action == VERDICT_REJECT ?
+	    "rejected" : "deferred");
+	smtp_session_reply(c->s, v->code, "%s %s", v->enhanced, v->text);
+}
+
+void
+inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 {
 	struct smtp_session *s = c->s;
 	struct envelope env;
 	struct spool_msg *m = c->msg;
-	struct buf dk = { 0 };
+	struct buf dk = { 0 }, pre = { 0 };
+	const struct verdict *v = o->verdict;
+	int held = v && v->action == VERDICT_HOLD;
 	size_t i;
 
 	memset(&env, 0, sizeof(env));
@@ -521,37 +584,50 @@ inbound_commit(struct gw_conn *c)
 		c->msg = NULL;
 		goto fail;
 	}
+	if (inbound_authres(c, o, &pre, &dk) == -1 ||
+	    inbound_dmarc_stamps(c, o, &pre) == -1)
+		goto fail_m;
+	if (v && (v->action == VERDICT_REJECT || v->action == VERDICT_DEFER)) {
+		inbound_refuse(c, &env, dk.data ? dk.data : "-", o);
+		goto done;
+	}
 	c->msg = NULL;
 	env.arrival = time(NULL);
 	if (envelope_set(&env.session, smtp_session_id(s)) == -1 ||
 	    envelope_set(&env.client_ip, c->ip) == -1 ||
 	    envelope_set(&env.helo, smtp_session_helo(s)) == -1 ||
-	    envelope_set(&env.sender, smtp_session_sender(s)) == -1)
+	    envelope_set(&env.sender, smtp_session_sender(s)) == -1 ||
+	    (held && envelope_set(&env.hold_reason, v->why) == -1))
 		goto fail;
-	env.prepend = inbound_authres(c, &dk);
+	env.prepend = pre.len ? buf_steal(&pre) : NULL;
 	env.body_8bit = smtp_session_body_8bit(s);
 	env.smtputf8 = smtp_session_smtputf8(s);
 	for (i = 0; i < smtp_session_rcpt_count(s); i++)
 		if (envelope_add_rcpt(&env, smtp_session_rcpt(s, i)) == -1)
 			goto fail;
-	/* RFC 5321 6.1: from "250" on the message is ours; it is on disk. */
-	if (spool_msg_commit(m, &env) == -1) {
+	/* RFC 5321 6.1: from "250" on the message is ours; it is on disk.
+	 * A held message is as durable, in hold/ (mxgate quarantine). */
+	if ((held ? spool_msg_commit_held(m, &env) : spool_msg_commit(m, &env)) == -1) {
 		m = NULL;
 		goto fail;
 	}
-	inbound_log_summary(c, &env, dk.data ? dk.data : "-", "queued");
+	inbound_log_summary(c, &env, dk.data ? dk.data : "-", o,
+	    held ? "held" : "queued");
 	smtp_session_reply(s, 250, "2.0.0 Ok: queued as %s", env.id);
-	scheduler_add(c->gw->sched, env.id, 0);
-	envelope_free(&env);
-	buf_free(&dk);
-	return;
+	if (!held)
+		scheduler_add(c->gw->sched, env.id, 0);
+	goto done;
+fail_m:
+	c->msg = NULL;
 fail:
 	if (m)
 		spool_msg_abort(m);
-	inbound_log_summary(c, &env, "-", "tempfail");
+	inbound_log_summary(c, &env, "-", o, "tempfail");
+	smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, try again later");
+done:
 	envelope_free(&env);
 	buf_free(&dk);
-	smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, try again later");
+	buf_free(&pre);
 }
 
 static void

@@ -20,6 +20,7 @@ usage(FILE *f)
 	    "       mxgate check message --ip IP --sender ADDRESS --helo NAME [--dns HOST:PORT] [FILE]\n"
 	    "       mxgate dkim sign --domain D --selector S --key FILE [--algorithm A] [FILE]\n"
 	    "       mxgate dkim keygen --domain D --selector S --type rsa|ed25519 [--bits N] --out FILE\n"
+	    "       mxgate quarantine [-c FILE] list | show ID | release ID | delete ID\n"
 	    "       mxgate version\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -d       log at debug level\n");
@@ -64,6 +65,8 @@ main(int argc, char **argv)
 		return check_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "dkim") == 0) {
 		return dkimcmd_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "quarantine") == 0) {
+		return quarantine_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("mxgate %s\n", MXGATE_VERSION);
 		return 0;

@@ -96,7 +96,9 @@ envelope_serialize(const struct envelope *e, struct buf *out)
 	    env_putn(out, 'U', e->smtputf8) == -1 ||
 	    env_putn(out, 'A', e->attempts) == -1 ||
 	    env_putn(out, 'N', e->next_attempt) == -1 ||
-	    (e->prepend && env_put(out, 'P', e->prepend) == -1))
+	    (e->prepend && env_put(out, 'P', e->prepend) == -1) ||
+	    (e->hold_reason && env_put(out, 'Q', e->hold_reason) == -1) ||
+	    (e->hold_time && env_putn(out, 'X', e->hold_time) == -1))
 		return -1;
 	for (i = 0; i < e->nrcpt; i++) {
 		struct buf line = { 0 };
@@ -227,7 +229,13 @@ envelope_parse(const char *data, size_t n, struct envelope *e,
 			if (e->prepend != NULL || envelope_set(&e->prepend, v) == -1)
 				goto fail;
 			break;
+		case 'Q':
+			if (e->hold_reason != NULL ||
+			    envelope_set(&e->hold_reason, v) == -1)
+				goto fail;
+			break;
 		case 'T': case 'Z': case 'B': case 'U': case 'A': case 'N':
+		case 'X':
 			if (env_number(v, &num) == -1 || num < 0)
 				goto fail;
 			if (type == 'T')
@@ -240,6 +248,8 @@ envelope_parse(const char *data, size_t n, struct envelope *e,
 				e->smtputf8 = num != 0;
 			else if (type == 'A')
 				e->attempts = (int)(num > 1000000 ? 1000000 : num);
+			else if (type == 'X')
+				e->hold_time = num;
 			else
 				e->next_attempt = num;
 			break;
@@ -292,5 +302,6 @@ envelope_free(struct envelope *e)
 	free(e->helo);
 	free(e->sender);
 	free(e->prepend);
+	free(e->hold_reason);
 	memset(e, 0, sizeof(*e));
 }

@@ -21,9 +21,18 @@
  *   A <attempts>        delivery attempts so far
  *   N <unix seconds>    next attempt
  *   P <text>            header fields to prepend on delivery (CRLF lines)
+ *   Q <text>            why the message was held (quarantine), optional
+ *   X <unix seconds>    when it was held, optional
  *   R <P|D|F> <addr>    recipient: pending, delivered, failed
  *   L <text>            last result for the recipient just above
  *   E
+ *
+ * Optional records are written only when set (Q when hold_reason is not
+ * NULL, X when hold_time is not 0), so an envelope of a message that was
+ * never held has none, and envelopes written before a record existed still
+ * parse. Whether a message is held is said by the spool area it lives in
+ * (queue/spool.h), never by these records: a released message keeps them
+ * as history.
  */
 #ifndef QUEUE_ENVELOPE_H
 #define QUEUE_ENVELOPE_H
@@ -59,6 +68,8 @@ struct envelope {
 	long long next_attempt;
 	char *prepend;		/* header fields added after the content was
 				 * stored (Authentication-Results), or NULL */
+	char *hold_reason;	/* why it was held, or NULL */
+	long long hold_time;	/* when it was held, 0 if never */
 	struct env_rcpt *rcpts;
 	size_t nrcpt;
 };

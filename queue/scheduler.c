@@ -32,9 +32,11 @@ struct scheduler {
 	size_t n;
 	size_t active;
 	struct event *tick;
+	struct event *pickup;		/* released messages, see spool_pickup */
 };
 
 static void sched_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void sched_pickup_cb(evutil_socket_t fd, short what, void *arg);
 
 int
 scheduler_backoff(const struct scheduler_params *p, int attempts)
@@ -64,7 +66,13 @@ scheduler_new(struct event_base *base, struct spool *sp,
 		free(s);
 		return NULL;
 	}
+	if ((s->pickup = event_new(base, -1, EV_PERSIST, sched_pickup_cb, s)) == NULL) {
+		event_free(s->tick);
+		free(s);
+		return NULL;
+	}
 	event_add(s->tick, &tv);
+	event_add(s->pickup, &tv);
 	return s;
 }
 
@@ -82,6 +90,7 @@ scheduler_free(struct scheduler *s)
 		free(e);
 	}
 	event_free(s->tick);
+	event_free(s->pickup);
 	free(s);
 }
 
@@ -101,6 +110,17 @@ size_t
 scheduler_active(const struct scheduler *s)
 {
 	return s->active;
+}
+
+static struct sched_entry *
+sched_find(struct scheduler *s, const char *id)
+{
+	struct sched_entry *e;
+
+	for (e = s->entries; e; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
 }
 
 int
@@ -373,4 +393,30 @@ sched_tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (!e->busy && e->when <= now)
 			sched_start(s, e);
 	}
+}
+
+static void
+sched_picked_up(const char *id, void *arg)
+{
+	struct scheduler *s = arg;
+
+	if (sched_find(s, id) != NULL)
+		return;		/* known already: its schedule stands */
+	if (scheduler_add(s, id, 0) == -1)
+		log_error("id=%s released but not scheduled: out of memory "
+		    "(delivered after the next start)", id);
+	else
+		log_info("id=%s picked up from pickup/ (released)", id);
+}
+
+/* Once a second: messages put in queue/ behind our back (mxgate quarantine
+ * release). pickup/ is nearly always empty: one opendir and readdir. */
+static void
+sched_pickup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+
+	if (spool_pickup(s->sp, sched_picked_up, s) == -1)
+		log_debug("spool=%s pickup/ unreadable: %s", spool_dir(s->sp),
+		    strerror(errno));
 }

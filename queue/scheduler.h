@@ -7,7 +7,10 @@
  * max_lifetime, when the rest fail.
  *
  * The schedule lives in memory; the spool is the truth. On start the
- * gateway feeds every recovered message with scheduler_add.
+ * gateway feeds every recovered message with scheduler_add. While it runs,
+ * a timer checks the spool's pickup/ once a second (spool_pickup) and adds
+ * each message released there that it does not know yet, due now: that is
+ * how `mxgate quarantine release` reaches a running daemon.
  */
 #ifndef QUEUE_SCHEDULER_H
 #define QUEUE_SCHEDULER_H

@@ -6,21 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
-
-#define SPOOL_PATH_MAX 4400
-
-struct spool {
-	char *dir;
-	char tmp[4096];
-	char queue[4096];
-	char corrupt[4096];
-};
+#include "queue/spool_int.h"
 
 struct spool_msg {
 	struct spool *sp;
@@ -29,7 +22,7 @@ struct spool_msg {
 	size_t size;
 };
 
-static int
+int
 spool_path(char *out, size_t n, const char *dir, const char *id,
     const char *ext)
 {
@@ -38,6 +31,15 @@ spool_path(char *out, size_t n, const char *dir, const char *id,
 		return -1;
 	}
 	return 0;
+}
+
+int
+spool_exists(const char *dir, const char *id, const char *ext)
+{
+	char path[SPOOL_PATH_MAX];
+
+	return spool_path(path, sizeof(path), dir, id, ext) == 0 &&
+	    access(path, F_OK) == 0;
 }
 
 struct spool *
@@ -53,9 +55,17 @@ spool_open(const char *dir, char *err, size_t errlen)
 	}
 	snprintf(sp->tmp, sizeof(sp->tmp), "%s/tmp", dir);
 	snprintf(sp->queue, sizeof(sp->queue), "%s/queue", dir);
+	snprintf(sp->hold, sizeof(sp->hold), "%s/hold", dir);
+	snprintf(sp->pickup, sizeof(sp->pickup), "%s/pickup", dir);
 	snprintf(sp->corrupt, sizeof(sp->corrupt), "%s/corrupt", dir);
+	if (strlen(dir) > sizeof(sp->corrupt) - 16) {
+		snprintf(err, errlen, "spool %s: path too long", dir);
+		spool_close(sp);
+		return NULL;
+	}
 	if (fs_mkdir_p(dir, 0700) == -1 || fs_mkdir(sp->tmp, 0700) == -1 ||
-	    fs_mkdir(sp->queue, 0700) == -1 || fs_mkdir(sp->corrupt, 0700) == -1) {
+	    fs_mkdir(sp->queue, 0700) == -1 || fs_mkdir(sp->hold, 0700) == -1 ||
+	    fs_mkdir(sp->pickup, 0700) == -1 || fs_mkdir(sp->corrupt, 0700) == -1) {
 		snprintf(err, errlen, "spool %s: cannot create directories: %s",
 		    dir, strerror(errno));
 		spool_close(sp);
@@ -91,10 +101,9 @@ spool_msg_new(struct spool *sp, char id_r[ID_LEN + 1])
 	m->sp = sp;
 	for (tries = 0; tries < 10; tries++) {
 		id_new(m->id);
-		if (spool_path(path, sizeof(path), sp->queue, m->id, "env") == -1)
-			break;
-		if (access(path, F_OK) == 0)
-			continue;	/* that id is queued already */
+		if (spool_exists(sp->queue, m->id, "env") ||
+		    spool_exists(sp->hold, m->id, "env"))
+			continue;	/* that id is taken already */
 		if (spool_path(path, sizeof(path), sp->tmp, m->id, "msg") == -1)
 			break;
 		m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -164,8 +173,9 @@ spool_rename_new(const char *from, const char *to)
 	return unlink(from);
 }
 
-int
-spool_msg_commit(struct spool_msg *m, struct envelope *env)
+static int
+spool_msg_commit_in(struct spool_msg *m, struct envelope *env,
+    const char *area)
 {
 	char tmsg[SPOOL_PATH_MAX], tenv[SPOOL_PATH_MAX], qmsg[SPOOL_PATH_MAX], qenv[SPOOL_PATH_MAX];
 	struct buf b = { 0 };
@@ -176,8 +186,8 @@ spool_msg_commit(struct spool_msg *m, struct envelope *env)
 	env->size = m->size;
 	if (spool_path(tmsg, sizeof(tmsg), m->sp->tmp, m->id, "msg") == -1 ||
 	    spool_path(tenv, sizeof(tenv), m->sp->tmp, m->id, "env") == -1 ||
-	    spool_path(qmsg, sizeof(qmsg), m->sp->queue, m->id, "msg") == -1 ||
-	    spool_path(qenv, sizeof(qenv), m->sp->queue, m->id, "env") == -1)
+	    spool_path(qmsg, sizeof(qmsg), area, m->id, "msg") == -1 ||
+	    spool_path(qenv, sizeof(qenv), area, m->id, "env") == -1)
 		goto fail;
 	if (fsync(m->fd) == -1)
 		goto fail;
@@ -213,7 +223,7 @@ spool_msg_commit(struct spool_msg *m, struct envelope *env)
 	}
 	/* The commit point is durable only once the directory is. */
 	step = "directory fsync";
-	if (fs_sync_dir(m->sp->queue) == -1) {
+	if (fs_sync_dir(area) == -1) {
 		e = errno;
 		/* Not acknowledged: take it back out of the queue. */
 		unlink(qenv);
@@ -237,6 +247,20 @@ fail:
 	free(m);
 	errno = e;
 	return -1;
+}
+
+int
+spool_msg_commit(struct spool_msg *m, struct envelope *env)
+{
+	return spool_msg_commit_in(m, env, m->sp->queue);
+}
+
+int
+spool_msg_commit_held(struct spool_msg *m, struct envelope *env)
+{
+	if (env->hold_time == 0)
+		env->hold_time = time(NULL);
+	return spool_msg_commit_in(m, env, m->sp->hold);
 }
 
 static int
@@ -267,21 +291,24 @@ spool_read_file(const char *path, struct buf *out)
 }
 
 int
-spool_load(struct spool *sp, const char *id, struct envelope *env_r,
-    const char **err_r)
+spool_load_in(struct spool *sp, const char *area, const char *id,
+    struct envelope *env_r, const char **err_r)
 {
 	char path[SPOOL_PATH_MAX];
 	struct buf b = { 0 };
-	int r;
+	int r, e;
 
 	memset(env_r, 0, sizeof(*env_r));
-	if (!id_valid(id) || spool_path(path, sizeof(path), sp->queue, id, "env") == -1) {
+	if (!id_valid(id) || spool_path(path, sizeof(path), area, id, "env") == -1) {
 		*err_r = "bad queue id";
+		errno = EINVAL;
 		return -1;
 	}
 	if (spool_read_file(path, &b) == -1) {
-		*err_r = strerror(errno);
+		e = errno;
+		*err_r = strerror(e);
 		buf_free(&b);
+		errno = e;
 		return -1;
 	}
 	r = envelope_parse(b.data ? b.data : "", b.len, env_r, err_r);
@@ -289,9 +316,18 @@ spool_load(struct spool *sp, const char *id, struct envelope *env_r,
 	if (r == 0 && strcmp(env_r->id, id) != 0) {
 		*err_r = "envelope names another queue id";
 		envelope_free(env_r);
-		return -1;
+		r = -1;
 	}
+	if (r == -1)
+		errno = EBADMSG;
 	return r;
+}
+
+int
+spool_load(struct spool *sp, const char *id, struct envelope *env_r,
+    const char **err_r)
+{
+	return spool_load_in(sp, sp->queue, id, env_r, err_r);
 }
 
 int
@@ -315,26 +351,41 @@ spool_update(struct spool *sp, const struct envelope *env)
 }
 
 int
-spool_remove(struct spool *sp, const char *id)
+spool_remove_in(struct spool *sp, const char *area, const char *id)
 {
 	char path[SPOOL_PATH_MAX];
 
-	if (spool_path(path, sizeof(path), sp->queue, id, "env") == -1 ||
+	if (!id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (spool_path(path, sizeof(path), area, id, "env") == -1 ||
 	    unlink(path) == -1)
 		return -1;
-	if (spool_path(path, sizeof(path), sp->queue, id, "msg") == 0)
+	if (spool_path(path, sizeof(path), area, id, "msg") == 0)
 		unlink(path);
-	return fs_sync_dir(sp->queue);
+	return fs_sync_dir(area);
 }
 
 int
-spool_open_content(struct spool *sp, const char *id, off_t *size_r)
+spool_remove(struct spool *sp, const char *id)
+{
+	return spool_remove_in(sp, sp->queue, id);
+}
+
+int
+spool_open_in(struct spool *sp, const char *area, const char *id,
+    off_t *size_r)
 {
 	char path[SPOOL_PATH_MAX];
 	struct stat st;
 	int fd;
 
-	if (spool_path(path, sizeof(path), sp->queue, id, "msg") == -1)
+	if (!id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (spool_path(path, sizeof(path), area, id, "msg") == -1)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
@@ -346,152 +397,224 @@ spool_open_content(struct spool *sp, const char *id, off_t *size_r)
 	return fd;
 }
 
-static void
-spool_move_corrupt(struct spool *sp, const char *name)
+int
+spool_open_content(struct spool *sp, const char *id, off_t *size_r)
+{
+	return spool_open_in(sp, sp->queue, id, size_r);
+}
+
+/* Never replaces a file already in corrupt/: a second one of the same
+ * name gets a suffix (.1 to .99). */
+void
+spool_corrupt_file(struct spool *sp, const char *area, const char *name)
 {
 	char from[SPOOL_PATH_MAX], to[SPOOL_PATH_MAX];
+	int i;
 
-	snprintf(from, sizeof(from), "%s/%s", sp->queue, name);
+	snprintf(from, sizeof(from), "%s/%s", area, name);
 	snprintf(to, sizeof(to), "%s/%s", sp->corrupt, name);
-	if (rename(from, to) == -1 && errno != ENOENT)
-		log_error("spool=%s cannot move %s to corrupt/: %s", sp->dir,
-		    name, strerror(errno));
+	for (i = 1; spool_rename_new(from, to) == -1; i++) {
+		if (errno == ENOENT)
+			return;
+		if (errno != EEXIST || i == 100) {
+			log_error("spool=%s cannot move %s to corrupt/: %s",
+			    sp->dir, log_safe(name), strerror(errno));
+			return;
+		}
+		snprintf(to, sizeof(to), "%s/%s.%d", sp->corrupt, name, i);
+	}
+}
+
+void
+spool_corrupt_in(struct spool *sp, const char *area, const char *id,
+    const char *why)
+{
+	char name[ID_LEN + 8];
+
+	log_error("spool=%s id=%s moved to corrupt/: %s", sp->dir, id, why);
+	snprintf(name, sizeof(name), "%.*s.env", ID_LEN, id);
+	spool_corrupt_file(sp, area, name);
+	snprintf(name, sizeof(name), "%.*s.msg", ID_LEN, id);
+	spool_corrupt_file(sp, area, name);
+	fs_sync_dir(sp->corrupt);
 }
 
 int
 spool_quarantine_corrupt(struct spool *sp, const char *id, const char *why)
 {
-	char name[ID_LEN + 8];
-
-	log_error("spool=%s id=%s moved to corrupt/: %s", sp->dir, id, why);
-	snprintf(name, sizeof(name), "%s.env", id);
-	spool_move_corrupt(sp, name);
-	snprintf(name, sizeof(name), "%s.msg", id);
-	spool_move_corrupt(sp, name);
-	fs_sync_dir(sp->corrupt);
+	if (!id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	spool_corrupt_in(sp, sp->queue, id, why);
 	return fs_sync_dir(sp->queue);
 }
 
+/* Removes every entry of dir (tmp/, pickup/): the count, or -1. */
 static int
-spool_clean_tmp(struct spool *sp)
+spool_empty_dir(const char *dir)
 {
 	DIR *d;
 	struct dirent *de;
 	char path[SPOOL_PATH_MAX];
 	int n = 0;
 
-	if ((d = opendir(sp->tmp)) == NULL)
+	if ((d = opendir(dir)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
-		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", sp->tmp, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) == 0)
 			n++;
 	}
 	closedir(d);
-	if (n)
-		log_info("spool=%s removed %d unacknowledged file(s) from tmp/",
-		    sp->dir, n);
+	return n;
+}
+
+/*
+ * The ids named in one area (ID.env, ID.msg), added to ids. Stray .tmp
+ * files of an interrupted envelope rewrite are removed (the old envelope
+ * stands); any other name goes to corrupt/.
+ */
+static int
+spool_scan_area(struct spool *sp, const char *area, const char *label,
+    struct spool_ids *ids)
+{
+	DIR *d;
+	struct dirent *de;
+	char path[SPOOL_PATH_MAX], *names = NULL;
+	size_t i, len = 0;
+	int r = 0;
+
+	if ((d = opendir(area)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL && r == 0) {
+		const char *name = de->d_name, *dot = strrchr(name, '.');
+		char id[ID_LEN + 1];
+
+		if (name[0] == '.') {
+			if (strstr(name, ".tmp") != NULL) {
+				snprintf(path, sizeof(path), "%s/%s", area, name);
+				unlink(path);
+			}
+			continue;
+		}
+		if (dot != NULL && dot - name == ID_LEN &&
+		    (strcmp(dot, ".env") == 0 || strcmp(dot, ".msg") == 0)) {
+			memcpy(id, name, ID_LEN);
+			id[ID_LEN] = '\0';
+			if (id_valid(id)) {
+				r = spool_ids_add(ids, id);
+				continue;
+			}
+		}
+		/* moved away after the scan: never rename under readdir */
+		{
+			size_t n = strlen(name) + 1;
+			char *nn = realloc(names, len + n);
+
+			if (nn == NULL) {
+				r = -1;
+				break;
+			}
+			memcpy(nn + len, name, n);
+			names = nn;
+			len += n;
+		}
+	}
+	closedir(d);
+	for (i = 0; i < len; i += strlen(names + i) + 1) {
+		log_warning("spool=%s unexpected file %s/%s moved to corrupt/",
+		    sp->dir, label, log_safe(names + i));
+		spool_corrupt_file(sp, area, names + i);
+	}
+	free(names);
+	return r;
+}
+
+int
+spool_ids_add(struct spool_ids *ids, const char *id)
+{
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 64;
+		char (*v)[ID_LEN + 1] = realloc(ids->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		ids->v = v;
+		ids->cap = cap;
+	}
+	memcpy(ids->v[ids->n++], id, ID_LEN + 1);
 	return 0;
 }
 
 static int
-spool_cmp(const void *a, const void *b)
+spool_id_cmp(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(a, b);
+}
+
+void
+spool_ids_sort(struct spool_ids *ids)
+{
+	if (ids->n > 1)
+		qsort(ids->v, ids->n, sizeof(*ids->v), spool_id_cmp);
 }
 
 int
 spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg),
     void *arg)
 {
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL, path[SPOOL_PATH_MAX];
-	size_t n = 0, i;
-	int good = 0;
+	struct spool_ids ids = { 0 };
+	size_t i;
+	int lk, n, good = 0, held = 0;
 
-	if (spool_clean_tmp(sp) == -1 || (d = opendir(sp->queue)) == NULL)
+	if ((lk = spool_lock(sp)) == -1)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
-		char **nn;
-
-		if (de->d_name[0] == '.') {
-			/* interrupted envelope rewrite: the old one stands */
-			if (strstr(de->d_name, ".tmp") != NULL) {
-				snprintf(path, sizeof(path), "%s/%s", sp->queue,
-				    de->d_name);
-				unlink(path);
-			}
-			continue;
-		}
-		if ((nn = realloc(names, (n + 1) * sizeof(*nn))) == NULL ||
-		    (nn[n] = strdup(de->d_name)) == NULL) {
-			if (nn)
-				names = nn;
-			closedir(d);
-			goto fail;
-		}
-		names = nn;
-		n++;
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof(*names), spool_cmp);
-	for (i = 0; i < n; i++) {
-		char id[ID_LEN + 1], *dot = strrchr(names[i], '.');
+	if ((n = spool_empty_dir(sp->tmp)) == -1 ||
+	    spool_empty_dir(sp->pickup) == -1)
+		goto fail;
+	if (n)
+		log_info("spool=%s removed %d unacknowledged file(s) from tmp/",
+		    sp->dir, n);
+	if (spool_scan_area(sp, sp->queue, "queue", &ids) == -1 ||
+	    spool_scan_area(sp, sp->hold, "hold", &ids) == -1)
+		goto fail;
+	spool_ids_sort(&ids);
+	for (i = 0; i < ids.n; i++) {
+		const char *id = ids.v[i], *area, *err;
 		struct envelope env;
-		const char *err;
 
-		if (dot == NULL || (size_t)(dot - names[i]) != ID_LEN) {
-			log_warning("spool=%s unexpected file queue/%s moved to corrupt/",
-			    sp->dir, names[i]);
-			spool_move_corrupt(sp, names[i]);
+		if (i > 0 && strcmp(id, ids.v[i - 1]) == 0)
+			continue;	/* .env and .msg name it twice */
+		if ((area = spool_repair(sp, id)) == NULL)
 			continue;
-		}
-		memcpy(id, names[i], ID_LEN);
-		id[ID_LEN] = '\0';
-		if (strcmp(dot, ".msg") == 0) {
-			/* Content belongs with its envelope, handled (or moved
-			 * away with it) under the .env name. */
-			snprintf(path, sizeof(path), "%s/%s", sp->queue, names[i]);
-			if (access(path, F_OK) == -1)
-				continue;	/* already moved with its envelope */
-			snprintf(path, sizeof(path), "%s/%s.env", sp->queue, id);
-			if (access(path, F_OK) == 0)
-				continue;
-			spool_quarantine_corrupt(sp, id, "content without envelope");
-			continue;
-		}
-		if (strcmp(dot, ".env") != 0 || !id_valid(id)) {
-			log_warning("spool=%s unexpected file queue/%s moved to corrupt/",
-			    sp->dir, names[i]);
-			spool_move_corrupt(sp, names[i]);
-			continue;
-		}
-		if (spool_load(sp, id, &env, &err) == -1) {
-			spool_quarantine_corrupt(sp, id, err);
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s.msg", sp->queue, id);
-		if (access(path, F_OK) == -1) {
-			envelope_free(&env);
-			spool_quarantine_corrupt(sp, id, "envelope without content");
+		if (spool_load_in(sp, area, id, &env, &err) == -1) {
+			spool_corrupt_in(sp, area, id, err);
 			continue;
 		}
 		envelope_free(&env);
-		cb(id, arg);
-		good++;
+		if (!spool_exists(area, id, "msg")) {
+			spool_corrupt_in(sp, area, id, "envelope without content");
+			continue;
+		}
+		if (area == sp->queue) {
+			cb(id, arg);
+			good++;
+		} else
+			held++;
 	}
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	fs_sync_dir(sp->queue);
+	fs_sync_dir(sp->hold);
+	if (held)
+		log_info("spool=%s %d held message(s) in hold/ (mxgate quarantine "
+		    "list)", sp->dir, held);
+	free(ids.v);
+	spool_unlock(lk);
 	return good;
 fail:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	free(ids.v);
+	spool_unlock(lk);
 	return -1;
 }

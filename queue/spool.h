@@ -1,28 +1,74 @@
 /*
  * queue/spool: durable storage of accepted messages.
  *
- * Layout under the spool directory:
+ * Layout under the spool directory. Queue states are directories, moves
+ * between them are renames:
  *   tmp/ID.msg, tmp/ID.env   being written; never acknowledged
  *   queue/ID.msg             content: the message as received (CRLF lines,
  *                            unstuffed), our Received header first
  *   queue/ID.env             envelope (queue/envelope.h), rewritten
  *                            atomically (.ID.env.tmp + rename) on change
+ *   hold/ID.msg, hold/ID.env a held (quarantined) message, like Postfix's
+ *                            hold queue: same files, never delivered; it
+ *                            leaves by spool_release (back to queue/) or
+ *                            spool_remove_held
+ *   pickup/ID                empty: "ID was just released into queue/",
+ *                            a hint for the running daemon (spool_notify)
  *   corrupt/                 anything found unreadable; kept, never deleted
+ *                            nor replaced (a second NAME becomes NAME.1)
  *
  * Commit (RFC 5321 6.1 "250 means we are responsible"): content fsynced,
- * envelope written and fsynced in tmp/, content renamed into queue/, then
- * the envelope, then queue/ fsynced. A message exists once queue/ID.env
- * exists: the envelope's rename is the commit point.
+ * envelope written and fsynced in tmp/, content renamed into queue/ (or
+ * hold/ for spool_msg_commit_held), then the envelope, then that directory
+ * fsynced. A message exists once its envelope exists in queue/ or hold/:
+ * the envelope's rename is the commit point, and the area holding the
+ * envelope is where the message lives.
  *
- * Recovery at start (spool_recover): every file in tmp/ is removed (it
- * was never acknowledged); in queue/, an envelope that does not parse goes
- * to corrupt/ with its content; a content file without an envelope (a
- * crash between the two renames at commit, or between the two unlinks at
- * removal) goes to corrupt/; stray .tmp files of an interrupted envelope
- * rewrite are removed (the previous envelope is still in place); every
- * good envelope is reported to the caller.
+ * Moves between queue/ and hold/ (spool_release, spool_hold), for a
+ * message whose envelope is in FROM:
+ *   1. FROM/ID.msg renamed to TO/ID.msg; TO/ and FROM/ fsynced
+ *   2. FROM/ID.env renamed to TO/ID.env (never replacing one); TO/ and
+ *      FROM/ fsynced.
+ * A crash leaves one of: both in FROM (not moved), content in TO and
+ * envelope in FROM (not moved: repaired below), both in TO (moved). Were a
+ * file system to reorder the two renames, envelope in TO and content in
+ * FROM: moved, repaired by the same rule.
+ *
+ * Recovery at start (spool_recover): tmp/ is emptied (nothing there was
+ * acknowledged), pickup/ is emptied (recovery reports all of queue/
+ * anyway), stray .tmp files of an interrupted envelope rewrite are removed
+ * (the previous envelope is still in place), and a file of queue/ or hold/
+ * whose name is not ID.env or ID.msg goes to corrupt/. Then, for each id
+ * (these rules also run for one id before every move or removal of a held
+ * message):
+ *   - content in one area, envelope in the other: the content is moved to
+ *     the envelope's area (the message lives where its envelope is);
+ *   - content in both areas, envelope in one: the copy next to the
+ *     envelope is kept; the other is removed if it is the same file (a
+ *     hard link left by a rename fallback), else moved to corrupt/;
+ *   - envelope in both areas: no move makes this state (an envelope moves
+ *     in one rename, never replacing), so two messages claim one id: the
+ *     hold/ pair goes to corrupt/ (kept, never delivered), queue/'s is
+ *     handled as usual;
+ *   - content without an envelope in either area (a crash between the two
+ *     renames at commit, or between the two unlinks at removal) goes to
+ *     corrupt/;
+ *   - (recovery only) an envelope that does not parse, or without content,
+ *     goes to corrupt/ with whatever it has; every good envelope in queue/
+ *     is reported to the caller; held ones never are (they must not be
+ *     delivered).
+ * Nothing is ever lost: a message is in queue/, hold/ or corrupt/.
+ *
+ * Moves, removal of held messages and recovery take an exclusive flock(2)
+ * on the spool directory, so the command-line tool and a starting daemon
+ * never interleave them. The running daemon's own queue/ work (commit,
+ * update, removal) does not take it.
  *
  * Removal: envelope first, then content, then the directory is fsynced.
+ *
+ * Queue ids from outside (the command line) are checked with id_valid()
+ * by every call that takes one: an invalid id fails with EINVAL and never
+ * reaches a path.
  *
  * All calls block on the disk (open, write, fsync, rename): callers on the
  * event loop accept that cost per message.
@@ -54,9 +100,16 @@ size_t spool_msg_size(const struct spool_msg *m);
  * committed. Either way m is freed.
  */
 int spool_msg_commit(struct spool_msg *m, struct envelope *env);
+/* The same, with the commit point in hold/: the message is held from the
+ * start and never seen by the scheduler. env->hold_time is set to now if 0
+ * (env->hold_reason is the caller's). */
+int spool_msg_commit_held(struct spool_msg *m, struct envelope *env);
 /* Forget an uncommitted message: its temporary files are removed. */
 void spool_msg_abort(struct spool_msg *m);
 
+/* -1 with err_r naming the problem and errno: EINVAL (invalid id), ENOENT
+ * (no such message), EBADMSG (the envelope does not parse or names another
+ * id), else the system's error. */
 int spool_load(struct spool *sp, const char *id, struct envelope *env_r,
     const char **err_r);
 int spool_update(struct spool *sp, const struct envelope *env);
@@ -67,11 +120,52 @@ int spool_open_content(struct spool *sp, const char *id, off_t *size_r);
 int spool_quarantine_corrupt(struct spool *sp, const char *id, const char *why);
 
 /*
- * Clean up after a crash, then call cb for every committed message.
- * Returns the number of messages reported, or -1 if the spool cannot be
- * read.
+ * Clean up after a crash (see above), then call cb for every committed
+ * message in queue/. Held messages are checked but never reported. cb runs
+ * under the spool lock: it must not call spool_release, spool_hold,
+ * spool_remove_held or spool_recover. Returns the number of messages
+ * reported, or -1 if the spool cannot be read.
  */
 int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg),
+    void *arg);
+
+/*
+ * The hold area (queue/spool_hold.c). Each returns 0, or -1 with errno:
+ * EINVAL for an invalid id, ENOENT when the message is not in the area the
+ * call works on (release, remove_held: hold/; hold: queue/), ENODATA when
+ * its content is missing (recovery sets it aside), else the system's
+ * error. Each first applies the repair rules above to that id.
+ */
+/* hold/ -> queue/. The running daemon learns of it through spool_notify. */
+int spool_release(struct spool *sp, const char *id);
+/* queue/ -> hold/, unchanged. The caller makes sure no delivery attempt is
+ * running for it (the daemon's scheduler owns queue/ messages it knows). */
+int spool_hold(struct spool *sp, const char *id);
+int spool_remove_held(struct spool *sp, const char *id);
+/* as spool_load, in hold/ */
+int spool_load_held(struct spool *sp, const char *id, struct envelope *env_r,
+    const char **err_r);
+/* read-only fd on the held content, size in *size_r; -1 on error. */
+int spool_open_held_content(struct spool *sp, const char *id, off_t *size_r);
+
+/*
+ * Committed messages of one area (hold/ when held, else queue/), in id
+ * order (arrival order): cb(id) for each until it returns non-zero.
+ * Returns the number of ids given to cb, or -1 if the area cannot be read.
+ */
+int spool_list(struct spool *sp, int held, int (*cb)(const char *id, void *arg),
+    void *arg);
+
+/*
+ * Pickup: how a running daemon hears of a message that appeared in queue/
+ * behind its back. spool_notify creates pickup/ID (no fsync: a lost hint
+ * costs only the wait until the next start, whose recovery reports every
+ * queued message). spool_pickup removes every entry of pickup/, calling
+ * cb(id) first for each whose queue/ID.env exists; returns how many it
+ * reported, or -1 if pickup/ cannot be read. Cheap when pickup/ is empty.
+ */
+int spool_notify(struct spool *sp, const char *id);
+int spool_pickup(struct spool *sp, void (*cb)(const char *id, void *arg),
     void *arg);
 
 #endif

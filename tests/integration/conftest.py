@@ -647,6 +647,7 @@ class MxEnv:
                 "check_mailfrom": "no",
             },
             "dkim": {"verify": "no"},
+            "dmarc": {"verify": "no"},
         }
         for sec, keys in (sections or {}).items():
             if keys is None:

@@ -399,6 +399,30 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+	{ "dmarc discovery", BASE "[dmarc]\ndiscovery = dns\n", 12,
+	    "[dmarc] discovery: ", "expected treewalk or psl, got 'dns'" },
+	{ "dmarc temperror", BASE "[dmarc]\ntemperror = retry\n", 12,
+	    "[dmarc] temperror: ", "expected accept or defer" },
+	{ "dmarc budget", BASE "[dmarc]\ntime_budget = 0s\n", 12,
+	    "[dmarc] time_budget: ", "expected a duration" },
+	{ "dmarc psl file", BASE "[dmarc]\ndiscovery = psl\n"
+	    "psl_file = /nonexistent/psl.dat\n", 13, "[dmarc] psl_file: ", "" },
+	{ "quarantine action", BASE "[quarantine]\naction = drop\n", 12,
+	    "[quarantine] action: ", "expected tag or hold" },
+	{ "quarantine header name", BASE "[quarantine]\nverdict_header = X Bad\n",
+	    12, "[quarantine] verdict_header: ", "expected a header field name" },
+	{ "quarantine scl", BASE "[quarantine]\nexchange_scl = 10\n", 12,
+	    "[quarantine] exchange_scl: ", "expected -1 (none) or a level" },
+	{ "hybrid relay", BASE "[hybrid]\ntrusted_relays = 10.0.0.0/33\n", 12,
+	    "[hybrid] trusted_relays: ", "not an address or network: '10.0.0.0/33'" },
+	{ "hybrid mode", BASE "[hybrid]\nmode = trust\n", 12,
+	    "[hybrid] mode: ", "expected skip or recover" },
+	{ "allow sender", BASE "[allow]\nsenders = a@b@c.example\n", 12,
+	    "[allow] senders: ", "expected an address or a domain" },
+	{ "allow ips", BASE "[allow]\nips = example.org\n", 12,
+	    "[allow] ips: ", "not an address or network" },
+	{ "dmarc unknown", BASE "[dmarc]\npolicy = reject\n", 12,
+	    "[dmarc] policy: ", "unknown key" },
 	{ "unknown key", BASE "[limits]\nbogus = 1\n", 12,
 	    "[limits] bogus: ", "unknown key" },
 	{ "unknown key in server", "[server]\nhostnam = x.example\n" BASE_LISTENER
@@ -887,6 +911,71 @@ test_load_subdomain_needs_route(void **state)
 	buf_free(&err);
 }
 
+static void
+test_load_policy(void **state)
+{
+	char path[128];
+	struct buf err = { 0 };
+	struct config *cfg;
+
+	write_config(BASE "[dmarc]\ntemperror = accept\nreject_override = yes\n"
+	    "discovery = psl\npsl_file = ../shared/conformance/publicsuffix-list/"
+	    "public_suffix_list.dat\n"
+	    "[quarantine]\naction = hold\nsubject_prefix = [SPAM]\n"
+	    "exchange_scl = 6\nverdict_header = X-Verdict\n"
+	    "[hybrid]\nprimary_mx = no\nmode = recover\n"
+	    "trusted_relays = 192.0.2.0/24, 2001:db8::1\n"
+	    "trusted_relays = 198.51.100.7\n"
+	    "[allow]\nsenders = boss@example.org @partner.example\n"
+	    "senders = other.example\nips = 203.0.113.0/24\n"
+	    "mailing_lists = 203.0.113.9\n", path, sizeof(path));
+	cfg = config_load(path, &err);
+	if (cfg == NULL && access("../shared/conformance/publicsuffix-list", F_OK) != 0)
+		skip();	/* the PSL file comes from ../shared/conformance */
+	if (cfg == NULL)
+		fail_msg("%s", err.data);
+	assert_int_equal(cfg->dmarc_verify, 1);
+	assert_int_equal(cfg->dmarc_temperror_defer, 0);
+	assert_int_equal(cfg->dmarc_reject_override, 1);
+	assert_int_equal(cfg->dmarc_bad_from_reject, 1);
+	assert_int_equal(cfg->dmarc_psl_mode, 1);
+	assert_non_null(cfg->psl);
+	assert_int_equal(cfg->quarantine_hold, 1);
+	assert_string_equal(cfg->subject_prefix, "[SPAM]");
+	assert_string_equal(cfg->verdict_header, "X-Verdict");
+	assert_int_equal(cfg->exchange_scl, 6);
+	assert_int_equal(cfg->primary_mx, 0);
+	assert_int_equal(cfg->hybrid_recover, 1);
+	/* list keys may repeat: lines are short (inih) */
+	assert_int_equal(cfg->trusted_relays.n, 3);
+	assert_int_equal(cidr_list_match(&cfg->trusted_relays, "192.0.2.77"), 1);
+	assert_int_equal(cidr_list_match(&cfg->trusted_relays, "198.51.100.7"), 1);
+	assert_int_equal(cidr_list_match(&cfg->trusted_relays, "198.51.100.8"), 0);
+	assert_int_equal(cfg->nallow_senders, 3);
+	assert_string_equal(cfg->allow_senders[1], "partner.example");
+	assert_int_equal(cfg->allow_ips.n, 1);
+	assert_int_equal(cfg->mailing_lists.n, 1);
+	assert_int_equal(cfg->trusted_forwarders.n, 0);
+	config_free(cfg);
+	buf_free(&err);
+
+	/* defaults */
+	write_config(BASE, path, sizeof(path));
+	assert_non_null(cfg = config_load(path, &err));
+	assert_int_equal(cfg->dmarc_enforce, 1);
+	assert_int_equal(cfg->dmarc_temperror_defer, 1);
+	assert_int_equal(cfg->dmarc_partial_body, 0);
+	assert_int_equal(cfg->quarantine_hold, 0);
+	assert_int_equal(cfg->exchange_scl, -1);
+	assert_string_equal(cfg->verdict_header, "X-Mxgate-Verdict");
+	assert_string_equal(cfg->subject_prefix, "");
+	assert_int_equal(cfg->primary_mx, 1);
+	assert_int_equal(cfg->hybrid_recover, 0);
+	assert_null(cfg->psl);
+	config_free(cfg);
+	buf_free(&err);
+}
+
 int
 main(void)
 {
@@ -908,6 +997,7 @@ main(void)
 		cmocka_unit_test(test_route_for),
 		cmocka_unit_test(test_route_for_subdomains),
 		cmocka_unit_test(test_load_subdomain_needs_route),
+		cmocka_unit_test(test_load_policy),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);

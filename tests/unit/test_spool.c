@@ -1,6 +1,8 @@
 /*
- * Tests for queue/spool.c and queue/envelope.c: durable commit, atomic
- * update, removal, crash recovery, and the envelope parser's refusals.
+ * Tests for queue/spool.c, queue/spool_hold.c and queue/envelope.c:
+ * durable commit, atomic update, removal, crash recovery, the hold area
+ * (commit, release, hold, repair of every interrupted move), id checks,
+ * pickup (also through the scheduler), and the envelope parser's refusals.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -16,10 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
 
 #include "lib/buf.h"
 #include "lib/id.h"
 #include "queue/envelope.h"
+#include "queue/scheduler.h"
 #include "queue/spool.h"
 
 struct fixture {
@@ -201,14 +208,15 @@ static void
 test_open_creates_dirs(void **state)
 {
 	struct fixture *f = *state;
-	static const char *subs[] = { "", "/tmp", "/queue", "/corrupt" };
+	static const char *subs[] = { "", "/tmp", "/queue", "/hold", "/pickup",
+	    "/corrupt" };
 	char path[512], err[600], nested[256];
 	struct spool *sp;
 	struct stat st;
 	size_t i;
 
 	assert_string_equal(spool_dir(f->sp), f->dir);
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", f->dir, subs[i]);
 		assert_int_equal(stat(path, &st), 0);
 		assert_true(S_ISDIR(st.st_mode));
@@ -712,7 +720,10 @@ static const struct {
 	{ "E twice", GOOD_HEAD GOOD_RCPT "E\nE\n", 0 },
 	{ "blank line after E", GOOD_HEAD GOOD_RCPT "E\n\n", 0 },
 	{ "E with a value", GOOD_HEAD GOOD_RCPT "E 1\n", 0 },
-	{ "unknown record type", GOOD_HEAD GOOD_RCPT "X 1\nE\n", 0 },
+	{ "unknown record type", GOOD_HEAD GOOD_RCPT "Y 1\nE\n", 0 },
+	{ "Q twice", GOOD_HEAD "Q one\nQ two\n" GOOD_RCPT "E\n", 0 },
+	{ "bad hold time", GOOD_HEAD GOOD_RCPT "X soon\nE\n", 0 },
+	{ "negative hold time", GOOD_HEAD GOOD_RCPT "X -5\nE\n", 0 },
 	{ "lower-case type", GOOD_HEAD GOOD_RCPT "z 1\nE\n", 0 },
 	{ "blank line", GOOD_HEAD "\n" GOOD_RCPT "E\n", 0 },
 	{ "no space after type", GOOD_HEAD GOOD_RCPT "Z5\nE\n", 0 },
@@ -816,6 +827,625 @@ test_envelope_parse_strict_syntax(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ------------------------------------------------------------ hold area */
+
+/* Hold records survive a round trip; envelopes without them still parse
+ * and serialize without them. */
+static void
+test_envelope_hold_records(void **state)
+{
+	static const char old[] = GOOD_HEAD GOOD_RCPT "E\n";
+	struct envelope e, l;
+	struct buf out = { 0 };
+	const char *err;
+
+	assert_int_equal(envelope_parse(old, sizeof(old) - 1, &e, &err), 0);
+	assert_null(e.hold_reason);
+	assert_int_equal(e.hold_time, 0);
+	assert_int_equal(envelope_serialize(&e, &out), 0);
+	assert_null(strstr(out.data, "\nQ "));
+	assert_null(strstr(out.data, "\nX "));
+	buf_free(&out);
+
+	assert_int_equal(envelope_set(&e.hold_reason,
+	    "dmarc=fail p=quarantine\r\nheader.from=x.example 100%"), 0);
+	e.hold_time = 1700000123;
+	assert_int_equal(envelope_serialize(&e, &out), 0);
+	assert_non_null(strstr(out.data, "\nX 1700000123\n"));
+	assert_non_null(strstr(out.data,
+	    "\nQ dmarc=fail p=quarantine%0D%0Aheader.from=x.example 100%25\n"));
+	assert_int_equal(envelope_parse(out.data, out.len, &l, &err), 0);
+	assert_string_equal(l.hold_reason, e.hold_reason);
+	assert_int_equal(l.hold_time, 1700000123);
+	envelope_free(&l);
+	envelope_free(&e);
+	buf_free(&out);
+}
+
+static int
+spool_file_exists(const struct fixture *f, const char *sub, const char *id,
+    const char *ext)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s/%s%s%s", f->dir, sub, id,
+	    ext ? "." : "", ext ? ext : "");
+	return access(path, F_OK) == 0;
+}
+
+/* Moves f->dir/from/name to f->dir/to/name: a step of a move, by hand. */
+static void
+move_file(const struct fixture *f, const char *from, const char *to,
+    const char *id, const char *ext)
+{
+	char a[256], b[256];
+
+	snprintf(a, sizeof(a), "%s/%s/%s.%s", f->dir, from, id, ext);
+	snprintf(b, sizeof(b), "%s/%s/%s.%s", f->dir, to, id, ext);
+	if (rename(a, b) == -1)
+		fail_msg("rename %s %s: %s", a, b, strerror(errno));
+}
+
+static void
+commit_held(struct fixture *f, const char *content, char id[ID_LEN + 1])
+{
+	struct spool_msg *m;
+	struct envelope e;
+
+	envelope_fill(&e, "client.example", "phish@example.org");
+	assert_int_equal(envelope_set(&e.hold_reason, "dmarc=fail policy=quarantine"), 0);
+	assert_non_null(m = spool_msg_new(f->sp, id));
+	assert_int_equal(spool_msg_write(m, content, strlen(content)), 0);
+	assert_int_equal(spool_msg_commit_held(m, &e), 0);
+	envelope_free(&e);
+}
+
+static void
+commit_queued(struct fixture *f, const char *content, char id[ID_LEN + 1])
+{
+	struct envelope e;
+
+	commit_message(f, content, &e, id);
+	envelope_free(&e);
+}
+
+/* The content of f->dir/sub/id.msg equals want. */
+static void
+assert_content(const struct fixture *f, const char *sub, const char *id,
+    const char *want)
+{
+	struct buf b = { 0 };
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s.msg", id);
+	read_file(f, sub, name, &b);
+	assert_int_equal(b.len, strlen(want));
+	assert_memory_equal(b.data, want, b.len);
+	buf_free(&b);
+}
+
+static void
+test_commit_held(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope l;
+	char id[ID_LEN + 1], want[128], buf[64];
+	const char *err;
+	long long before = time(NULL);
+	off_t size;
+	int fd;
+
+	commit_held(f, "Subject: held\r\n\r\nbody\r\n", id);
+	snprintf(want, sizeof(want), "%s.env %s.msg", id, id);
+	assert_dir(f, "hold", want);
+	assert_dir(f, "queue", "");
+	assert_dir(f, "tmp", "");
+
+	/* not a queued message */
+	assert_int_equal(spool_load(f->sp, id, &l, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_open_content(f->sp, id, &size), -1);
+
+	assert_int_equal(spool_load_held(f->sp, id, &l, &err), 0);
+	assert_string_equal(l.id, id);
+	assert_string_equal(l.sender, "phish@example.org");
+	assert_string_equal(l.hold_reason, "dmarc=fail policy=quarantine");
+	assert_true(l.hold_time >= before && l.hold_time <= time(NULL));
+	assert_int_equal(l.size, 23);
+	envelope_free(&l);
+
+	assert_true((fd = spool_open_held_content(f->sp, id, &size)) >= 0);
+	assert_int_equal(size, 23);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 23);
+	assert_memory_equal(buf, "Subject: held\r\n\r\nbody\r\n", 23);
+	close(fd);
+}
+
+static void
+test_release_and_hold(void **state)
+{
+	struct fixture *f = *state;
+	static struct buf before, after;
+	char id[ID_LEN + 1], want[128], name[64];
+	struct envelope l;
+	const char *err;
+
+	buf_reset(&before);
+	buf_reset(&after);
+	commit_held(f, "held one\r\n", id);
+	snprintf(name, sizeof(name), "%s.env", id);
+	read_file(f, "hold", name, &before);
+	snprintf(want, sizeof(want), "%s.env %s.msg", id, id);
+
+	assert_int_equal(spool_release(f->sp, id), 0);
+	assert_dir(f, "hold", "");
+	assert_dir(f, "queue", want);
+	assert_content(f, "queue", id, "held one\r\n");
+	/* moved, not rewritten: the hold records stay as history */
+	read_file(f, "queue", name, &after);
+	assert_int_equal(after.len, before.len);
+	assert_memory_equal(after.data, before.data, after.len);
+	assert_int_equal(spool_load(f->sp, id, &l, &err), 0);
+	envelope_free(&l);
+	/* not held any more */
+	assert_int_equal(spool_release(f->sp, id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_remove_held(f->sp, id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_dir(f, "queue", want);
+
+	assert_int_equal(spool_hold(f->sp, id), 0);
+	assert_dir(f, "queue", "");
+	assert_dir(f, "hold", want);
+	assert_content(f, "hold", id, "held one\r\n");
+	assert_int_equal(spool_hold(f->sp, id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_load_held(f->sp, id, &l, &err), 0);
+	envelope_free(&l);
+
+	/* an unknown id */
+	assert_int_equal(spool_release(f->sp, "0000000AB00000FF"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_hold(f->sp, "0000000AB00000FF"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_dir(f, "corrupt", "");
+	buf_free(&before);
+	buf_free(&after);
+}
+
+static void
+test_remove_held(void **state)
+{
+	struct fixture *f = *state;
+	char held[ID_LEN + 1], queued[ID_LEN + 1], want[128];
+	struct envelope l;
+	const char *err;
+
+	commit_held(f, "h\r\n", held);
+	commit_queued(f, "q\r\n", queued);
+	/* a queued message is not removed as a held one */
+	assert_int_equal(spool_remove_held(f->sp, queued), -1);
+	assert_int_equal(errno, ENOENT);
+	snprintf(want, sizeof(want), "%s.env %s.msg", queued, queued);
+	assert_dir(f, "queue", want);
+
+	assert_int_equal(spool_remove_held(f->sp, held), 0);
+	assert_dir(f, "hold", "");
+	assert_int_equal(spool_load_held(f->sp, held, &l, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_remove_held(f->sp, held), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_dir(f, "queue", want);
+	assert_dir(f, "corrupt", "");
+}
+
+struct list_seen {
+	char ids[8][ID_LEN + 1];
+	int n, stop_at;
+};
+
+static int
+list_cb(const char *id, void *arg)
+{
+	struct list_seen *s = arg;
+
+	assert_true(s->n < 8);
+	memcpy(s->ids[s->n++], id, ID_LEN + 1);
+	return s->n == s->stop_at;
+}
+
+static void
+test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct list_seen seen = { 0 };
+	char h1[ID_LEN + 1], h2[ID_LEN + 1], q1[ID_LEN + 1];
+	const char *lo, *hi;
+
+	assert_int_equal(spool_list(f->sp, 1, list_cb, &seen), 0);
+	assert_int_equal(spool_list(f->sp, 0, list_cb, &seen), 0);
+	commit_held(f, "1\r\n", h1);
+	commit_queued(f, "2\r\n", q1);
+	commit_held(f, "3\r\n", h2);
+	/* things that are not messages are not listed */
+	write_file(f, "hold", "junk", "x", 1);
+	write_file(f, "hold", "0000000AB0000001.msg", "x", 1);
+	write_file(f, "hold", ".0000000AB0000002.env.tmp", "x", 1);
+
+	assert_int_equal(spool_list(f->sp, 1, list_cb, &seen), 2);
+	lo = strcmp(h1, h2) < 0 ? h1 : h2;
+	hi = lo == h1 ? h2 : h1;
+	assert_string_equal(seen.ids[0], lo);	/* id order */
+	assert_string_equal(seen.ids[1], hi);
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(spool_list(f->sp, 0, list_cb, &seen), 1);
+	assert_string_equal(seen.ids[0], q1);
+
+	/* a non-zero return stops the walk */
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_at = 1;
+	assert_int_equal(spool_list(f->sp, 1, list_cb, &seen), 1);
+	assert_int_equal(seen.n, 1);
+}
+
+static void
+test_recover_skips_held(void **state)
+{
+	struct fixture *f = *state;
+	struct recover_seen seen = { 0 };
+	char held[ID_LEN + 1], queued[ID_LEN + 1], want[128];
+
+	commit_held(f, "held\r\n", held);
+	commit_queued(f, "queued\r\n", queued);
+	assert_int_equal(spool_recover(f->sp, recover_cb, &seen), 1);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.ids[0], queued);
+	assert_false(seen_has(&seen, held));
+	snprintf(want, sizeof(want), "%s.env %s.msg", held, held);
+	assert_dir(f, "hold", want);
+	assert_dir(f, "corrupt", "");
+}
+
+/*
+ * Every state an interrupted move, a rename fallback or a collision can
+ * leave, made by hand, and what recovery makes of it.
+ */
+static void
+test_recover_repairs_moves(void **state)
+{
+	struct fixture *f = *state;
+	struct recover_seen seen = { 0 };
+	char rel[ID_LEN + 1], hld[ID_LEN + 1], lnk[ID_LEN + 1], dup[ID_LEN + 1];
+	char both[ID_LEN + 1], orphan[ID_LEN + 1], nomsg[ID_LEN + 1];
+	char bad[ID_LEN + 1], path[256], path2[256], name[64], want[1024];
+	struct buf env = { 0 };
+	struct envelope l;
+	const char *err;
+
+	/* a release cut after its first step: content in queue/, envelope
+	 * still in hold/ -> stays held, content back next to its envelope */
+	commit_held(f, "release cut\r\n", rel);
+	move_file(f, "hold", "queue", rel, "msg");
+
+	/* a hold cut after its first step: content in hold/, envelope in
+	 * queue/ -> stays queued */
+	commit_queued(f, "hold cut\r\n", hld);
+	move_file(f, "queue", "hold", hld, "msg");
+
+	/* content in both areas, the same file (link fallback), envelope in
+	 * hold/ -> the hold/ copy stays, the other link goes */
+	commit_held(f, "linked\r\n", lnk);
+	snprintf(path, sizeof(path), "%s/hold/%s.msg", f->dir, lnk);
+	snprintf(path2, sizeof(path2), "%s/queue/%s.msg", f->dir, lnk);
+	assert_int_equal(link(path, path2), 0);
+
+	/* content in both areas, different files, envelope in queue/ -> the
+	 * queue/ copy stays, the other is kept in corrupt/ */
+	commit_queued(f, "the real one\r\n", dup);
+	snprintf(name, sizeof(name), "%s.msg", dup);
+	write_file(f, "hold", name, "a stray copy\r\n", 14);
+
+	/* an envelope in both areas: two messages claim one id -> the held
+	 * pair is set aside, never delivered; the queued one goes on */
+	commit_queued(f, "queued twin\r\n", both);
+	snprintf(name, sizeof(name), "%s.env", both);
+	read_file(f, "queue", name, &env);
+	write_file(f, "hold", name, env.data, env.len);
+	buf_free(&env);
+	snprintf(name, sizeof(name), "%s.msg", both);
+	write_file(f, "hold", name, "held twin\r\n", 11);
+
+	/* content without envelope anywhere */
+	fake_id(orphan, 0x21);
+	snprintf(name, sizeof(name), "%s.msg", orphan);
+	write_file(f, "hold", name, "orphan\r\n", 8);
+
+	/* a held envelope without content anywhere */
+	commit_held(f, "gone\r\n", nomsg);
+	snprintf(path, sizeof(path), "%s/hold/%s.msg", f->dir, nomsg);
+	assert_int_equal(unlink(path), 0);
+
+	/* a held envelope that does not parse, with its content */
+	fake_id(bad, 0x22);
+	snprintf(name, sizeof(name), "%s.env", bad);
+	write_file(f, "hold", name, "V 1\nI ", 6);
+	snprintf(name, sizeof(name), "%s.msg", bad);
+	write_file(f, "hold", name, "bad\r\n", 5);
+
+	/* stray files of the hold area */
+	write_file(f, "hold", ".0000000AB0000099.env.tmp", "V", 1);
+	write_file(f, "hold", "junk", "x", 1);
+	/* a stale pickup hint */
+	write_file(f, "pickup", rel, "", 0);
+
+	assert_int_equal(spool_recover(f->sp, recover_cb, &seen), 3);
+	assert_true(seen_has(&seen, hld));
+	assert_true(seen_has(&seen, dup));
+	assert_true(seen_has(&seen, both));
+	assert_false(seen_has(&seen, rel));
+	assert_false(seen_has(&seen, lnk));
+
+	assert_true(spool_file_exists(f, "hold", rel, "env"));
+	assert_content(f, "hold", rel, "release cut\r\n");
+	assert_false(spool_file_exists(f, "queue", rel, "msg"));
+
+	assert_true(spool_file_exists(f, "queue", hld, "env"));
+	assert_content(f, "queue", hld, "hold cut\r\n");
+	assert_false(spool_file_exists(f, "hold", hld, "msg"));
+
+	assert_content(f, "hold", lnk, "linked\r\n");
+	assert_false(spool_file_exists(f, "queue", lnk, "msg"));
+
+	assert_content(f, "queue", dup, "the real one\r\n");
+	assert_false(spool_file_exists(f, "hold", dup, "msg"));
+
+	assert_content(f, "queue", both, "queued twin\r\n");
+	assert_false(spool_file_exists(f, "hold", both, "env"));
+	assert_false(spool_file_exists(f, "hold", both, "msg"));
+
+	assert_dir(f, "pickup", "");
+	assert_dir(f, "tmp", "");
+	/* what could not be a message is kept in corrupt/ */
+	{
+		static const char *const ext[] = { "msg", "env", "msg", "msg",
+		    "env", "msg", "env" };
+		const char *ids[] = { orphan, bad, bad, dup, both, both, nomsg };
+		size_t i;
+
+		list_dir(f, "corrupt", want, sizeof(want));
+		for (i = 0; i < 7; i++)
+			if (!spool_file_exists(f, "corrupt", ids[i], ext[i]))
+				fail_msg("%s.%s not in corrupt/ (%s)", ids[i],
+				    ext[i], want);
+		assert_true(spool_file_exists(f, "corrupt", "junk", NULL));
+		assert_int_equal(strlen(want), 7 * (ID_LEN + 5) + 4);
+	}
+	/* the held twin's content is in corrupt/, the stray copy too */
+	snprintf(name, sizeof(name), "%s.msg", both);
+	read_file(f, "corrupt", name, &env);
+	assert_int_equal(env.len, 11);
+	buf_free(&env);
+	snprintf(name, sizeof(name), "%s.msg", dup);
+	read_file(f, "corrupt", name, &env);
+	assert_memory_equal(env.data, "a stray copy\r\n", 14);
+	buf_free(&env);
+
+	/* the repaired messages work: the held ones release, load */
+	assert_int_equal(spool_load_held(f->sp, rel, &l, &err), 0);
+	envelope_free(&l);
+	assert_int_equal(spool_load(f->sp, hld, &l, &err), 0);
+	envelope_free(&l);
+
+	/* a second recovery finds the same and moves nothing */
+	memset(&seen, 0, sizeof(seen));
+	list_dir(f, "corrupt", want, sizeof(want));
+	assert_int_equal(spool_recover(f->sp, recover_cb, &seen), 3);
+	assert_dir(f, "corrupt", want);
+}
+
+/* A move repairs its message first: a cut release can be run again. */
+static void
+test_move_after_cut(void **state)
+{
+	struct fixture *f = *state;
+	char id[ID_LEN + 1], id2[ID_LEN + 1], want[128], path[256];
+
+	/* release cut after the content step: run it again */
+	commit_held(f, "again\r\n", id);
+	move_file(f, "hold", "queue", id, "msg");
+	assert_int_equal(spool_release(f->sp, id), 0);
+	snprintf(want, sizeof(want), "%s.env %s.msg", id, id);
+	assert_dir(f, "queue", want);
+	assert_dir(f, "hold", "");
+	assert_content(f, "queue", id, "again\r\n");
+
+	/* hold cut the other way round (envelope moved, content not: what a
+	 * reordered crash could leave): the message is held; release works */
+	commit_queued(f, "reordered\r\n", id2);
+	move_file(f, "queue", "hold", id2, "env");
+	assert_int_equal(spool_hold(f->sp, id2), -1);
+	assert_int_equal(errno, ENOENT);	/* it is held already */
+	snprintf(want, sizeof(want), "%s.env %s.msg", id2, id2);
+	assert_dir(f, "hold", want);
+	assert_int_equal(spool_release(f->sp, id2), 0);
+	assert_content(f, "queue", id2, "reordered\r\n");
+
+	/* envelope without content: not moved, said so */
+	commit_held(f, "lost\r\n", id2);
+	snprintf(path, sizeof(path), "%s/hold/%s.msg", f->dir, id2);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(spool_release(f->sp, id2), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_true(spool_file_exists(f, "hold", id2, "env"));
+	assert_false(spool_file_exists(f, "queue", id2, "env"));
+	assert_dir(f, "corrupt", "");
+}
+
+/* Ids from the command line never reach a path. */
+static void
+test_id_validation(void **state)
+{
+	struct fixture *f = *state;
+	static const char *bad[] = {
+		"", "../x", "../../etc/passwd", "..", "0000000AB000000",
+		"0000000AB00000001", "0000000ab0000001", "0000000AB000000G",
+		"0000000AB000000/", "/000000AB0000001", "0000000AB0000001 ",
+		"0000000AB0000001\n", "../queue/0000000",
+	};
+	struct envelope l;
+	const char *err;
+	char held[ID_LEN + 1], outside[256];
+	off_t size;
+	size_t i;
+
+	commit_held(f, "x\r\n", held);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		if (spool_release(f->sp, bad[i]) != -1 || errno != EINVAL)
+			fail_msg("release accepted '%s'", bad[i]);
+		errno = 0;
+		if (spool_hold(f->sp, bad[i]) != -1 || errno != EINVAL)
+			fail_msg("hold accepted '%s'", bad[i]);
+		errno = 0;
+		if (spool_remove_held(f->sp, bad[i]) != -1 || errno != EINVAL)
+			fail_msg("remove_held accepted '%s'", bad[i]);
+		errno = 0;
+		if (spool_notify(f->sp, bad[i]) != -1 || errno != EINVAL)
+			fail_msg("notify accepted '%s'", bad[i]);
+		errno = 0;
+		if (spool_load_held(f->sp, bad[i], &l, &err) != -1 ||
+		    errno != EINVAL)
+			fail_msg("load_held accepted '%s'", bad[i]);
+		errno = 0;
+		if (spool_open_held_content(f->sp, bad[i], &size) != -1 ||
+		    errno != EINVAL)
+			fail_msg("open_held_content accepted '%s'", bad[i]);
+		if (spool_remove(f->sp, bad[i]) != -1 ||
+		    spool_open_content(f->sp, bad[i], &size) != -1)
+			fail_msg("queue call accepted '%s'", bad[i]);
+	}
+	/* nothing was made or moved anywhere */
+	assert_dir(f, "pickup", "");
+	assert_dir(f, "queue", "");
+	assert_dir(f, "corrupt", "");
+	snprintf(outside, sizeof(outside), "%s/x", f->dir);
+	assert_int_equal(access(outside, F_OK), -1);
+	snprintf(outside, sizeof(outside), "%s/x", f->base);
+	assert_int_equal(access(outside, F_OK), -1);
+	assert_true(spool_file_exists(f, "hold", held, "env"));
+}
+
+static void
+pickup_cb(const char *id, void *arg)
+{
+	struct recover_seen *s = arg;
+
+	recover_cb(id, s);
+}
+
+static void
+test_pickup(void **state)
+{
+	struct fixture *f = *state;
+	struct recover_seen seen = { 0 };
+	char held[ID_LEN + 1], queued[ID_LEN + 1];
+
+	/* empty: nothing, and cheap */
+	assert_int_equal(spool_pickup(f->sp, pickup_cb, &seen), 0);
+
+	commit_held(f, "held\r\n", held);
+	commit_queued(f, "q\r\n", queued);
+	assert_int_equal(spool_release(f->sp, held), 0);
+	assert_int_equal(spool_notify(f->sp, held), 0);
+	assert_int_equal(spool_notify(f->sp, held), 0);	/* twice: one entry */
+	assert_dir(f, "pickup", held);
+	/* hints for things not in queue/ are dropped unreported */
+	write_file(f, "pickup", "0000000AB0000077", "", 0);
+	write_file(f, "pickup", "junk", "", 0);
+
+	assert_int_equal(spool_pickup(f->sp, pickup_cb, &seen), 1);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.ids[0], held);
+	assert_dir(f, "pickup", "");
+	assert_int_equal(spool_pickup(f->sp, pickup_cb, &seen), 0);
+	assert_int_equal(seen.n, 1);
+
+	/* recovery clears pickup/ (it reports all of queue/ anyway) */
+	assert_int_equal(spool_notify(f->sp, queued), 0);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(spool_recover(f->sp, recover_cb, &seen), 2);
+	assert_dir(f, "pickup", "");
+	assert_true(seen_has(&seen, held));
+	assert_true(seen_has(&seen, queued));
+}
+
+static void
+stop_loop(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* The running scheduler notices a released message within its 1 s pickup
+ * timer, and ignores hints for messages it knows. */
+static void
+test_scheduler_pickup(void **state)
+{
+	struct fixture *f = *state;
+	struct scheduler_params p = { "mx.example.test", 0, 1, 2, 3600 };
+	struct event_base *base;
+	struct scheduler *s;
+	struct event *stop;
+	struct timeval tv = { 1, 600000 };
+	char known[ID_LEN + 1], held[ID_LEN + 1];
+
+	/* concurrency 0: nothing is attempted, only scheduled */
+	assert_non_null(base = event_base_new());
+	assert_non_null(s = scheduler_new(base, f->sp, NULL, &p));
+	commit_queued(f, "known\r\n", known);
+	assert_int_equal(scheduler_add(s, known, time(NULL) + 3600), 0);
+	commit_held(f, "held\r\n", held);
+	assert_int_equal(scheduler_queued(s), 1);
+
+	assert_int_equal(spool_release(f->sp, held), 0);
+	assert_int_equal(spool_notify(f->sp, held), 0);
+	assert_int_equal(spool_notify(f->sp, known), 0);
+	write_file(f, "pickup", "0000000AB0000078", "", 0);
+	assert_non_null(stop = evtimer_new(base, stop_loop, base));
+	evtimer_add(stop, &tv);
+	event_base_dispatch(base);
+
+	assert_int_equal(scheduler_queued(s), 2);
+	assert_int_equal(scheduler_active(s), 0);
+	assert_dir(f, "pickup", "");
+	event_free(stop);
+	scheduler_free(s);
+	event_base_free(base);
+}
+
+/* corrupt/ never loses a file to a second one of the same name. */
+static void
+test_corrupt_never_replaces(void **state)
+{
+	struct fixture *f = *state;
+	struct recover_seen seen = { 0 };
+	char id[ID_LEN + 1], name[64], want[128];
+	struct buf b = { 0 };
+
+	fake_id(id, 0x31);
+	snprintf(name, sizeof(name), "%s.msg", id);
+	write_file(f, "queue", name, "first\r\n", 7);
+	write_file(f, "hold", name, "second\r\n", 8);
+	assert_int_equal(spool_recover(f->sp, recover_cb, &seen), 0);
+	snprintf(want, sizeof(want), "%s.msg %s.msg.1", id, id);
+	assert_dir(f, "corrupt", want);
+	read_file(f, "corrupt", name, &b);
+	snprintf(name, sizeof(name), "%s.msg.1", id);
+	read_file(f, "corrupt", name, &b);
+	assert_int_equal(b.len, 15);	/* both kept */
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -836,6 +1466,18 @@ main(void)
 		cmocka_unit_test(test_envelope_parse_good),
 		cmocka_unit_test(test_envelope_parse_refuses),
 		cmocka_unit_test(test_envelope_parse_strict_syntax),
+		cmocka_unit_test(test_envelope_hold_records),
+		cmocka_unit_test_setup_teardown(test_commit_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_and_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_skips_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_repairs_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_after_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pickup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler_pickup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_never_replaces, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

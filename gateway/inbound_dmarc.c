@@ -1,0 +1,386 @@
+/*
+ * End of data on inbound mail, after DKIM: who the author is (the From
+ * field), how the message reached us (hybrid: trusted relays and the
+ * Received fields they wrote), DMARC, and the verdict. The header filter
+ * feeds this file the fields it needs as they stream to the spool; the
+ * chain runs once the content is complete:
+ *
+ *   [trusted relay, mode recover] received_recover -> SPF for the
+ *   original client -> DMARC (auth/dmarc_query) -> verdict_decide ->
+ *   inbound_commit (reject, defer, hold, tag or deliver)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/dmarc_query.h"
+#include "gateway/gateway.h"
+#include "lib/log.h"
+#include "smtp/address.h"
+
+#define SPF_UNCHECKED ((enum spf_result)-1)
+#define FROM_MAX (64 * 1024)		/* a From value past this is refused */
+#define RECEIVED_MAX (8 * 1024)
+
+static int
+field_is(const struct msg_field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	return f->name_len == n && strncasecmp(f->name, name, n) == 0;
+}
+
+static int
+field_has_prefix(const struct msg_field *f, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return f->name_len >= n && strncasecmp(f->name, prefix, n) == 0;
+}
+
+static char *
+field_value_dup(const struct msg_field *f, size_t max, size_t *len_r)
+{
+	size_t n = f->value_len > max ? max : f->value_len;
+	char *v = malloc(n + 1);
+
+	if (v == NULL)
+		return NULL;
+	memcpy(v, f->value, n);
+	v[n] = '\0';
+	*len_r = n;
+	return v;
+}
+
+int
+inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
+{
+	const struct config *cfg = c->gw->cfg;
+
+	if (!cfg->dmarc_verify)
+		return 0;
+	if (field_is(f, "From")) {
+		/* RFC 9989 4.4: one From field, read as a client shows it */
+		if (c->nfrom++ == 0) {
+			if (f->value_len > FROM_MAX)
+				c->from_value = strdup("\"oversize From field");
+			else
+				c->from_value = field_value_dup(f, FROM_MAX,
+				    &c->from_len);
+			if (c->from_value == NULL)
+				return -1;
+			if (f->value_len > FROM_MAX)
+				c->from_len = strlen(c->from_value);
+		}
+		return 0;
+	}
+	if (field_is(f, "Received")) {
+		if (cfg->hybrid_recover &&
+		    cidr_list_match(&cfg->trusted_relays, c->ip)) {
+			size_t i = c->nreceived;
+
+			if (i == sizeof(c->received) / sizeof(c->received[0])) {
+				c->received_more = 1;
+				return 0;
+			}
+			c->received[i] = field_value_dup(f, RECEIVED_MAX,
+			    &c->received_len[i]);
+			if (c->received[i] == NULL)
+				return -1;
+			c->nreceived++;
+		}
+		return 0;
+	}
+	/* Our own stamps, forged by the sender, would be believed
+	 * downstream: they go. Exchange trusts X-MS-Exchange-Organization-*
+	 * from a connector it trusts, which is what we are when it
+	 * honours our SCL. */
+	if ((cfg->verdict_header[0] && field_is(f, cfg->verdict_header)) ||
+	    (cfg->exchange_scl >= 0 &&
+	    field_has_prefix(f, "X-MS-Exchange-Organization-"))) {
+		log_info("session=%s id=%s removed an incoming %.*s field",
+		    smtp_session_id(c->s), c->id, (int)f->name_len, f->name);
+		return 1;
+	}
+	/* Subject waits for the verdict: it may get the prefix. It then
+	 * goes out with the fields we prepend (field order carries no
+	 * meaning here, RFC 5322 3.6). */
+	if (cfg->subject_prefix[0] && field_is(f, "Subject"))
+		return buf_append(&c->held_fields, f->raw, f->raw_len) == -1 ? -1 : 1;
+	return 0;
+}
+
+void
+inbound_dmarc_clear(struct gw_conn *c)
+{
+	size_t i;
+
+	spf_query_cancel(c->rspfq);
+	c->rspfq = NULL;
+	dmarc_query_cancel(c->dmq);
+	c->dmq = NULL;
+	free(c->from_value);
+	free(c->from_local);
+	free(c->from_domain);
+	c->from_value = c->from_local = c->from_domain = NULL;
+	c->from_len = c->nfrom = 0;
+	buf_free(&c->held_fields);
+	for (i = 0; i < c->nreceived; i++)
+		free(c->received[i]);
+	c->nreceived = 0;
+	c->received_more = 0;
+	c->via_relay = c->recovered = 0;
+	free(c->rec);
+	c->rec = NULL;
+	free(c->relay_note);
+	c->relay_note = NULL;
+}
+
+static void
+inbound_dmarc_done(const struct dmarc_outcome *o, void *arg)
+{
+	struct gw_conn *c = arg;
+	const struct config *cfg = c->gw->cfg;
+	struct verdict_config vc;
+	struct verdict_input in;
+	struct verdict v;
+	struct gw_outcome go;
+	struct buf cm = { 0 }, note = { 0 };
+
+	c->dmq = NULL;
+	memset(&vc, 0, sizeof(vc));
+	vc.enforce = cfg->dmarc_enforce;
+	vc.reject_override = cfg->dmarc_reject_override;
+	vc.bad_from_reject = cfg->dmarc_bad_from_reject;
+	vc.temperror_defer = cfg->dmarc_temperror_defer;
+	vc.quarantine_hold = cfg->quarantine_hold;
+	vc.primary_mx = cfg->primary_mx;
+	vc.allow_ips = &cfg->allow_ips;
+	vc.trusted_forwarders = &cfg->trusted_forwarders;
+	vc.mailing_lists = &cfg->mailing_lists;
+	vc.allow_senders = (const char *const *)cfg->allow_senders;
+	vc.nallow_senders = cfg->nallow_senders;
+	memset(&in, 0, sizeof(in));
+	in.dmarc = o;
+	in.path = !c->via_relay ? VERDICT_PATH_DIRECT :
+	    c->recovered ? VERDICT_PATH_RELAY_RECOVERED : VERDICT_PATH_RELAY_SKIP;
+	in.client_ip = c->recovered ? c->rec->ip : c->ip;
+	in.sender = smtp_session_sender(c->s);
+	in.from_local = c->from_local;
+	in.from_domain = c->from_domain;
+	verdict_decide(&vc, &in, &v);
+
+	if (c->recovered)
+		buf_appendf(&note, "hybrid=recovered client=%s", c->rec->ip);
+	else if (c->via_relay || !cfg->primary_mx)
+		buf_appendf(&note, "hybrid=skip%s%s", c->relay_note ? ": " : "",
+		    c->relay_note ? c->relay_note : "");
+	verdict_comment(o, &v, note.data, &cm);
+
+	memset(&go, 0, sizeof(go));
+	go.dmarc = o;
+	go.verdict = &v;
+	go.from_domain = *o->author_domain ? o->author_domain : NULL;
+	go.dmarc_comment = cm.data ? cm.data : "";
+	go.recovered = c->recovered;
+	go.recovered_ip = c->recovered ? c->rec->ip : NULL;
+	go.recovered_spf = c->rec_spf;
+	go.relay_note = c->relay_note;
+	inbound_commit(c, &go);
+	buf_free(&cm);
+	buf_free(&note);
+}
+
+/* The SPF identity DMARC aligns with (RFC 9989 4.4.2): the MAIL FROM
+ * domain, or the HELO name for the null sender. */
+static void
+inbound_dmarc_spf(struct gw_conn *c, struct dmarc_params *p)
+{
+	const char *sender = smtp_session_sender(c->s);
+	const char *at = strrchr(sender, '@');
+	const char *helo = c->recovered ? c->rec->helo :
+	    (smtp_session_helo(c->s) ? smtp_session_helo(c->s) : "");
+	enum spf_result r = c->recovered ? c->rec_spf :
+	    *sender ? c->mail_spf : c->helo_spf;
+
+	if (r == SPF_UNCHECKED)
+		return;
+	p->spf_result = r;
+	p->spf_domain = *sender ? (at ? at + 1 : "") : helo;
+}
+
+static void
+inbound_dmarc_run(struct gw_conn *c)
+{
+	const struct config *cfg = c->gw->cfg;
+	struct dmarc_params p;
+	struct dmarc_dkim_input *dk = NULL;
+	struct gw_outcome go;
+	char local[256], domain[256];
+	size_t i, n = c->dkim ? dkim_verify_count(c->dkim) : 0;
+
+	memset(&p, 0, sizeof(p));
+	p.discovery = cfg->dmarc_psl_mode ? DMARC_DISCOVERY_PSL :
+	    DMARC_DISCOVERY_TREEWALK;
+	p.psl = cfg->psl;
+	p.dkim_partial_counts = cfg->dmarc_partial_body;
+	if (c->nfrom == 0)
+		p.from_problem = "no From field";
+	else if (c->nfrom > 1)
+		p.from_problem = "multiple From fields";
+	else {
+		enum addr_from_status st = addr_from_parse(c->from_value,
+		    c->from_len, smtp_session_smtputf8(c->s), local,
+		    sizeof(local), domain, sizeof(domain), NULL);
+
+		if (st != ADDR_FROM_OK)
+			p.from_problem = addr_from_status_name(st);
+		else {
+			c->from_local = strdup(local);
+			c->from_domain = strdup(domain);
+			if (c->from_local == NULL || c->from_domain == NULL)
+				goto fail;
+			p.author_domain = c->from_domain;
+		}
+	}
+	inbound_dmarc_spf(c, &p);
+	if (n > 0 && (dk = calloc(n, sizeof(*dk))) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		const struct dkim_sig_result *r = dkim_verify_result(c->dkim, i);
+
+		dk[i].domain = r->domain;
+		dk[i].selector = r->selector;
+		dk[i].result = r->result;
+		dk[i].body_partial = r->body_partial;
+	}
+	p.dkim = dk;
+	p.ndkim = n;
+	c->dmq = dmarc_query_start(c->gw->base, c->gw->resolver, &p,
+	    cfg->dmarc_budget * 1000, inbound_dmarc_done, c);
+	free(dk);
+	if (c->dmq != NULL)
+		return;
+fail:
+	log_error("session=%s id=%s dmarc: out of memory, not evaluated",
+	    smtp_session_id(c->s), c->id);
+	memset(&go, 0, sizeof(go));
+	inbound_commit(c, &go);
+}
+
+static void
+inbound_recovered_spf_done(const struct spf *spf, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	c->rspfq = NULL;
+	c->rec_spf = spf_result(spf);
+	log_info("session=%s id=%s hybrid recover: client=%s helo=%s spf=%s "
+	    "reason=%s", smtp_session_id(c->s), c->id, c->rec->ip,
+	    log_safe(c->rec->helo), spf_result_name(c->rec_spf),
+	    log_safe(spf_reason(spf)));
+	inbound_dmarc_run(c);
+}
+
+/* Hybrid mode recover: the client is a trusted relay; the original
+ * client is in the Received field the outermost trusted relay wrote. */
+static int
+inbound_recover(struct gw_conn *c)
+{
+	const struct config *cfg = c->gw->cfg;
+	const char *why = NULL;
+	const char *sender = smtp_session_sender(c->s);
+	struct spf_params p;
+
+	if ((c->rec = calloc(1, sizeof(*c->rec))) == NULL)
+		return -1;
+	if (received_recover((const char *const *)c->received, c->received_len,
+	    c->nreceived, &cfg->trusted_relays, c->rec, &why) == -1) {
+		c->relay_note = strdup(why ? why : "no original client found");
+		log_info("session=%s id=%s hybrid recover failed (%s): not "
+		    "enforced", smtp_session_id(c->s), c->id,
+		    why ? why : "no original client found");
+		return -1;
+	}
+	c->recovered = 1;
+	memset(&p, 0, sizeof(p));
+	p.identity = *sender ? SPF_ID_MAILFROM : SPF_ID_HELO;
+	p.ip = c->rec->ip;
+	p.sender = sender;
+	p.helo = c->rec->helo;
+	p.receiver = cfg->hostname;
+	c->rec_spf = SPF_UNCHECKED;
+	c->rspfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
+	    cfg->spf_budget * 1000, inbound_recovered_spf_done, c);
+	if (c->rspfq == NULL)
+		c->rec_spf = SPF_TEMPERROR;
+	return c->rspfq == NULL ? -1 : 0;
+}
+
+void
+inbound_dmarc_start(struct gw_conn *c)
+{
+	const struct config *cfg = c->gw->cfg;
+	struct gw_outcome go;
+
+	if (!cfg->dmarc_verify || c->gw->resolver == NULL) {
+		memset(&go, 0, sizeof(go));
+		inbound_commit(c, &go);
+		return;
+	}
+	c->via_relay = cidr_list_match(&cfg->trusted_relays, c->ip);
+	if (c->via_relay && cfg->hybrid_recover && inbound_recover(c) == 0)
+		return;		/* inbound_recovered_spf_done goes on */
+	inbound_dmarc_run(c);
+}
+
+/* Prefix the first Subject field's value: "Subject: [SPAM] text". */
+static int
+inbound_prefix_subject(const char *raw, size_t len, const char *prefix,
+    struct buf *out)
+{
+	size_t i = 8;	/* "Subject:" */
+
+	if (len < i || raw[i - 1] != ':')
+		return buf_append(out, raw, len);
+	buf_append(out, raw, i);
+	buf_appendf(out, " %s", prefix);
+	if (i < len && raw[i] != ' ' && raw[i] != '\t')
+		buf_appendc(out, ' ');
+	return buf_append(out, raw + i, len - i);
+}
+
+int
+inbound_dmarc_stamps(struct gw_conn *c, const struct gw_outcome *o,
+    struct buf *out)
+{
+	const struct config *cfg = c->gw->cfg;
+	int tag = o->verdict && o->verdict->action == VERDICT_TAG;
+	const char *h = c->held_fields.data;
+	size_t n = c->held_fields.len, i, first = 0;
+
+	if (tag && cfg->verdict_header[0])
+		buf_appendf(out, "%s: quarantine (dmarc=%s header.from=%s "
+		    "action=%s)\r\n", cfg->verdict_header,
+		    dmarc_result_name(o->dmarc->result),
+		    o->from_domain ? o->from_domain : "-", o->verdict->ar_action);
+	if (tag && cfg->exchange_scl >= 0)
+		buf_appendf(out, "X-MS-Exchange-Organization-SCL: %d\r\n",
+		    cfg->exchange_scl);
+	if (n == 0)
+		return 0;
+	if (!tag || !cfg->subject_prefix[0])
+		return buf_append(out, h, n);
+	/* the first held field ends at the first CRLF not followed by WSP */
+	for (i = 0; i + 1 < n; i++)
+		if (h[i] == '\r' && h[i + 1] == '\n' &&
+		    (i + 2 >= n || (h[i + 2] != ' ' && h[i + 2] != '\t'))) {
+			first = i + 2;
+			break;
+		}
+	if (first == 0)
+		first = n;
+	inbound_prefix_subject(h, first, cfg->subject_prefix, out);
+	return buf_append(out, h + first, n - first);
+}

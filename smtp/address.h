@@ -1,0 +1,55 @@
+/*
+ * smtp/address: the author address of a message, from its From header
+ * field (RFC 5322 3.4, 3.6.2), read the way a mail client shows it.
+ *
+ * DMARC keys on the domain of the one address in the one From field
+ * (RFC 9989 4.4 and 6.6.1; RFC 7489 6.6.1). Every way a message can
+ * be ambiguous about that address is a distinct status, never a guess:
+ * several addresses, a group with none, an address that does not parse.
+ * The parser knows comments (nested, with quoted-pairs), quoted strings,
+ * display names (including RFC 2047 encoded words, taken as opaque
+ * phrase text), angle addresses, groups ("name: a@b, c@d;"),
+ * obs-route (<@relay:a@b>), folding white space, and rejects NUL, bare
+ * CR/LF, 8-bit octets in the address itself (local part, quoted or not,
+ * and domain) unless utf8 = 1 (RFC 6532), and then only as well-formed
+ * UTF-8 (display names and comments may carry 8-bit octets either way),
+ * and anything left over after the address.
+ *
+ * Stricter than RFC 5322 where the domain goes to the DNS: a domain
+ * label is letters, digits, "-", "_" (or UTF-8 with utf8 = 1), at most
+ * 63 octets when ASCII, the domain at most 253; other atext
+ * ("legitimate.com'") is ADDR_FROM_BAD. "<>" is ADDR_FROM_BAD; so is a
+ * group not closed by ";" and an unquoted "@" in a display name.
+ *
+ * No allocation; no I/O; bounded by the input (len up to any size).
+ */
+#ifndef SMTP_ADDRESS_H
+#define SMTP_ADDRESS_H
+
+#include <stddef.h>
+
+enum addr_from_status {
+	ADDR_FROM_OK,		/* exactly one mailbox: local_r, domain_r set */
+	ADDR_FROM_EMPTY,	/* no mailbox at all (empty value, empty group) */
+	ADDR_FROM_MULTIPLE,	/* more than one mailbox */
+	ADDR_FROM_BAD,		/* does not parse as a mailbox-list */
+	ADDR_FROM_NODOMAIN,	/* a mailbox without "@domain", or a
+				 * domain literal ([192.0.2.1]) */
+};
+
+/* "ok", "no address", "multiple addresses", "unparseable", "no domain" */
+const char *addr_from_status_name(enum addr_from_status st);
+
+/*
+ * Parse the value of one From field (after the colon, folding included,
+ * without the final CRLF). On ADDR_FROM_OK the local part (unquoted) and
+ * domain (lower case, trailing dot removed) are copied, NUL-terminated,
+ * into local_r[nlocal] and domain_r[ndomain]; if either does not fit the
+ * status is ADDR_FROM_BAD. *naddr_r (may be NULL) gets the number of
+ * mailboxes seen (for logs).
+ */
+enum addr_from_status addr_from_parse(const char *value, size_t len,
+    int utf8, char *local_r, size_t nlocal, char *domain_r, size_t ndomain,
+    size_t *naddr_r);
+
+#endif
