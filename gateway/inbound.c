@@ -558,6 +558,7 @@ inbound_refuse(struct gw_conn *c, struct envelope *env, const char *dkim,
 	const struct verdict *v = o->verdict;
 	size_t i;
 
+	env->size = spool_msg_size(c->msg);
 	spool_msg_abort(c->msg);
 	c->msg = NULL;
 	for (i = 0; i < smtp_session_rcpt_count(c->s); i++)

@@ -287,7 +287,7 @@ lex_next(struct lexer *l, struct tok *t)
 }
 
 static const struct tok *
-peek(struct parse *p)
+lx_peek(struct parse *p)
 {
 	if (!p->lx.have) {
 		p->lx.before = p->lx.pos;
@@ -298,28 +298,28 @@ peek(struct parse *p)
 }
 
 static void
-next(struct parse *p)
+lx_skip(struct parse *p)
 {
 	p->lx.have = 0;
 }
 
 static int
-accept(struct parse *p, int type)
+lx_accept(struct parse *p, int type)
 {
-	if (peek(p)->type != type)
+	if (lx_peek(p)->type != type)
 		return 0;
-	next(p);
+	lx_skip(p);
 	return 1;
 }
 
 static size_t
-mark(const struct parse *p)
+lx_mark(const struct parse *p)
 {
 	return p->lx.have ? p->lx.before : p->lx.pos;
 }
 
 static void
-rewind_to(struct parse *p, size_t m)
+lx_rewind(struct parse *p, size_t m)
 {
 	p->lx.pos = m;
 	p->lx.have = 0;
@@ -372,14 +372,14 @@ copy_word(struct parse *p, const struct tok *t, struct wr *w)
 static int
 parse_local(struct parse *p, struct wr *w)
 {
-	if (!is_word(peek(p)) || copy_word(p, peek(p), w) == -1)
+	if (!is_word(lx_peek(p)) || copy_word(p, lx_peek(p), w) == -1)
 		return -1;
-	next(p);
-	while (accept(p, '.')) {
+	lx_skip(p);
+	while (lx_accept(p, '.')) {
 		wr_put(w, '.');
-		if (!is_word(peek(p)) || copy_word(p, peek(p), w) == -1)
+		if (!is_word(lx_peek(p)) || copy_word(p, lx_peek(p), w) == -1)
 			return -1;
-		next(p);
+		lx_skip(p);
 	}
 	return 0;
 }
@@ -416,13 +416,13 @@ check_label(const struct parse *p, const struct tok *t)
 static int
 parse_domain(struct parse *p, struct wr *w, int *literal_r)
 {
-	const struct tok *t = peek(p);
+	const struct tok *t = lx_peek(p);
 	size_t i, total = 0;
 
 	*literal_r = 0;
 	if (t->type == T_DLIT) {
 		*literal_r = 1;
-		next(p);
+		lx_skip(p);
 		return 0;
 	}
 	for (;;) {
@@ -434,14 +434,14 @@ parse_domain(struct parse *p, struct wr *w, int *literal_r)
 			wr_put(w, (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
 		}
 		total += t->end - t->start;
-		next(p);
-		if (!accept(p, '.'))
+		lx_skip(p);
+		if (!lx_accept(p, '.'))
 			break;
-		if (peek(p)->type != T_ATOM)
+		if (lx_peek(p)->type != T_ATOM)
 			break;	/* a trailing dot, dropped */
 		wr_put(w, '.');
 		total++;
-		t = peek(p);
+		t = lx_peek(p);
 	}
 	return total > 253 ? -1 : 0;	/* RFC 1035 2.3.4 */
 }
@@ -473,7 +473,7 @@ parse_addr_spec(struct parse *p)
 	int lit;
 
 	mailbox_writers(p, &l, &d, &nl, &nd);
-	if (parse_local(p, l) == -1 || !accept(p, '@') ||
+	if (parse_local(p, l) == -1 || !lx_accept(p, '@') ||
 	    parse_domain(p, d, &lit) == -1)
 		return -1;
 	mailbox_done(p, lit);
@@ -487,27 +487,27 @@ parse_route(struct parse *p)
 	struct wr nw = { .discard = 1 };
 	int lit;
 
-	while (accept(p, ','))
+	while (lx_accept(p, ','))
 		;
-	if (!accept(p, '@') || parse_domain(p, &nw, &lit) == -1)
+	if (!lx_accept(p, '@') || parse_domain(p, &nw, &lit) == -1)
 		return -1;
-	while (accept(p, ','))
-		if (accept(p, '@') && parse_domain(p, &nw, &lit) == -1)
+	while (lx_accept(p, ','))
+		if (lx_accept(p, '@') && parse_domain(p, &nw, &lit) == -1)
 			return -1;
-	return accept(p, ':') ? 0 : -1;
+	return lx_accept(p, ':') ? 0 : -1;
 }
 
 /* angle-addr after "<": [obs-route] addr-spec ">". "<>" is no address. */
 static int
 parse_angle(struct parse *p)
 {
-	int t = peek(p)->type;
+	int t = lx_peek(p)->type;
 
 	if ((t == '@' || t == ',') && parse_route(p) == -1)
 		return -1;
 	if (parse_addr_spec(p) == -1)
 		return -1;
-	return accept(p, '>') ? 0 : -1;
+	return lx_accept(p, '>') ? 0 : -1;
 }
 
 static int parse_element(struct parse *p, int in_group);
@@ -517,15 +517,15 @@ static int
 parse_group(struct parse *p)
 {
 	for (;;) {
-		if (accept(p, ';'))
+		if (lx_accept(p, ';'))
 			return 0;
-		if (accept(p, ','))
+		if (lx_accept(p, ','))
 			continue;	/* obs-group-list, obs-mbox-list */
 		if (parse_element(p, 1) == -1)
 			return -1;
-		if (accept(p, ';'))
+		if (lx_accept(p, ';'))
 			return 0;
-		if (!accept(p, ','))
+		if (!lx_accept(p, ','))
 			return -1;	/* includes a group never closed */
 	}
 }
@@ -540,11 +540,11 @@ static int
 parse_element(struct parse *p, int in_group)
 {
 	const struct tok *t;
-	size_t m = mark(p);
+	size_t m = lx_mark(p);
 	int nwords = 0, local_shape = 1, last_dot = 0;
 
 	for (;;) {
-		t = peek(p);
+		t = lx_peek(p);
 		if (is_word(t)) {
 			if (nwords > 0 && !last_dot)
 				local_shape = 0;	/* two words: a phrase */
@@ -559,23 +559,23 @@ parse_element(struct parse *p, int in_group)
 			last_dot = 1;
 		} else
 			break;
-		next(p);
+		lx_skip(p);
 	}
 	if (last_dot)
 		local_shape = 0;
 	switch (t->type) {
 	case '<':
-		next(p);
+		lx_skip(p);
 		return parse_angle(p);
 	case ':':
 		if (nwords == 0 || in_group)
 			return -1;	/* RFC 5322 3.4: groups do not nest */
-		next(p);
+		lx_skip(p);
 		return parse_group(p);
 	case '@':
 		if (nwords == 0 || !local_shape)
 			return -1;
-		rewind_to(p, m);
+		lx_rewind(p, m);
 		return parse_addr_spec(p);
 	case ';':
 		if (!in_group)
@@ -585,7 +585,7 @@ parse_element(struct parse *p, int in_group)
 	case T_END:
 		if (nwords == 0 || !local_shape)
 			return -1;
-		rewind_to(p, m);
+		lx_rewind(p, m);
 		{
 			struct wr *l, *d, nl, nd;
 
@@ -605,15 +605,15 @@ static int
 parse_list(struct parse *p)
 {
 	for (;;) {
-		if (accept(p, T_END))
+		if (lx_accept(p, T_END))
 			return 0;
-		if (accept(p, ','))
+		if (lx_accept(p, ','))
 			continue;
 		if (parse_element(p, 0) == -1)
 			return -1;
-		if (accept(p, T_END))
+		if (lx_accept(p, T_END))
 			return 0;
-		if (!accept(p, ','))
+		if (!lx_accept(p, ','))
 			return -1;	/* junk after an address */
 	}
 }

@@ -13,13 +13,21 @@
 
 #include <arpa/inet.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
 
 #include "auth/dmarc.h"
+#include "auth/dmarc_query.h"
 #include "auth/orgdomain.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -1061,6 +1069,229 @@ test_orgdomain_psl(void **state)
 	assert_non_null(strstr(err, "/nonexistent/psl.dat"));
 }
 
+/* ---- auth/dmarc_query over lib/dns and tests/tools/dnsserver.py ---- */
+
+#define PYTHON		"/usr/bin/python3"
+#define DNSSERVER	"tests/tools/dnsserver.py"
+
+static const char qzone[] = "{\n"
+    "\"_dmarc.example.com\": [{\"type\": \"TXT\", \"value\": "
+    "\"v=DMARC1; p=none; np=reject\"}],\n"
+    "\"example.com\": [{\"type\": \"A\", \"value\": \"192.0.2.1\"}]\n"
+    "}\n";
+
+static struct {
+	pid_t pid;
+	char dir[64], zone[128], log[128], server[64];
+} dsrv;
+
+struct qres {
+	int calls, inside;
+	enum dmarc_result result;
+	enum dmarc_policy requested;
+	char reason[512];
+};
+
+static int in_start;
+
+static void
+qdone(const struct dmarc_outcome *o, void *arg)
+{
+	struct qres *r = arg;
+
+	r->calls++;
+	r->inside |= in_start;
+	r->result = o->result;
+	r->requested = o->requested;
+	snprintf(r->reason, sizeof(r->reason), "%s", o->reason);
+}
+
+static int
+dns_server_start(void)
+{
+	char line[64] = "";
+	struct pollfd pfd;
+	int fds[2], port, i;
+	ssize_t got;
+	size_t n = 0;
+	FILE *f;
+
+	if (access(PYTHON, X_OK) == -1 || access(DNSSERVER, R_OK) == -1)
+		return -1;
+	snprintf(dsrv.dir, sizeof(dsrv.dir), "/tmp/mxgate-dmarc.XXXXXX");
+	if (mkdtemp(dsrv.dir) == NULL)
+		return -1;
+	snprintf(dsrv.zone, sizeof(dsrv.zone), "%s/zone.json", dsrv.dir);
+	snprintf(dsrv.log, sizeof(dsrv.log), "%s/queries.log", dsrv.dir);
+	if ((f = fopen(dsrv.zone, "w")) == NULL)
+		return -1;
+	fputs(qzone, f);
+	if (fclose(f) != 0 || pipe(fds) == -1 || (dsrv.pid = fork()) == -1)
+		return -1;
+	if (dsrv.pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl(PYTHON, "python3", DNSSERVER, "--zone", dsrv.zone,
+		    "--port", "0", "--log", dsrv.log, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	for (i = 0; i < 100 && memchr(line, '\n', n) == NULL &&
+	    n < sizeof(line) - 1; i++) {
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if ((got = read(fds[0], line + n, sizeof(line) - 1 - n)) <= 0)
+			break;
+		n += (size_t)got;
+		line[n] = '\0';
+	}
+	close(fds[0]);
+	if (sscanf(line, "LISTENING %d", &port) != 1)
+		return -1;
+	snprintf(dsrv.server, sizeof(dsrv.server), "127.0.0.1:%d", port);
+	return 0;
+}
+
+static void
+dns_server_stop(void)
+{
+	if (dsrv.pid > 0) {
+		kill(dsrv.pid, SIGTERM);
+		waitpid(dsrv.pid, NULL, 0);
+		dsrv.pid = 0;
+	}
+	if (dsrv.dir[0] != '\0') {
+		unlink(dsrv.zone);
+		unlink(dsrv.log);
+		rmdir(dsrv.dir);
+		dsrv.dir[0] = '\0';
+	}
+}
+
+/* Lines of the server's log naming (name, type). */
+static int
+served(const char *name, const char *type)
+{
+	char wn[300], wt[32], line[512];
+	FILE *f = fopen(dsrv.log, "r");
+	int n = 0;
+
+	snprintf(wn, sizeof(wn), "\"name\":\"%s\"", name);
+	snprintf(wt, sizeof(wt), "\"type\":\"%s\"", type);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, wn) != NULL && strstr(line, wt) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+static struct dmarc_query *
+qstart(struct event_base *base, struct dns_resolver *r, const char *author,
+    const char *problem, int budget_ms, struct qres *res)
+{
+	struct dmarc_params p;
+	struct dmarc_query *q;
+
+	memset(&p, 0, sizeof(p));
+	p.author_domain = author;
+	p.from_problem = problem;
+	in_start = 1;
+	q = dmarc_query_start(base, r, &p, budget_ms, qdone, res);
+	in_start = 0;
+	assert_non_null(q);
+	assert_int_equal(res->calls, 0);
+	return q;
+}
+
+static void
+qwait(struct event_base *base, struct qres *res, int ms)
+{
+	struct timeval tv = { 0, 10000 };
+	int i;
+
+	for (i = 0; i < ms / 10 && res->calls == 0; i++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+static void
+test_query_driver(void **state)
+{
+	const char *servers[1];
+	struct dns_config cfg = { .nservers = 1, .timeout_ms = 400,
+	    .tries = 1, .cache_entries = 0 };
+	struct event_base *base;
+	struct dns_resolver *r;
+	struct dmarc_query *q;
+	struct qres res;
+	char err[256];
+
+	if (dns_server_start() == -1) {
+		dns_server_stop();
+		printf("skipped: %s or %s not available (run from the "
+		    "repository root)\n", PYTHON, DNSSERVER);
+		skip();
+	}
+	servers[0] = dsrv.server;
+	cfg.servers = servers;
+	assert_non_null(base = event_base_new());
+	r = dns_resolver_new(base, &cfg, err, sizeof(err));
+	if (r == NULL)
+		fail_msg("dns_resolver_new: %s", err);
+
+	/* the walk, then A, AAAA and MX together: np= applies */
+	memset(&res, 0, sizeof(res));
+	qstart(base, r, "nx.example.com", NULL, 5000, &res);
+	qwait(base, &res, 5000);
+	assert_int_equal(res.calls, 1);
+	assert_int_equal(res.inside, 0);
+	assert_int_equal(res.result, DMARC_FAIL);
+	assert_int_equal(res.requested, DMARC_P_REJECT);
+	assert_int_equal(served("_dmarc.nx.example.com", "TXT"), 1);
+	assert_int_equal(served("_dmarc.example.com", "TXT"), 1);
+	assert_int_equal(served("_dmarc.com", "TXT"), 1);
+	assert_int_equal(served("nx.example.com", "A"), 1);
+	assert_int_equal(served("nx.example.com", "AAAA"), 1);
+	assert_int_equal(served("nx.example.com", "MX"), 1);
+
+	/* no question: the answer still comes from the loop */
+	memset(&res, 0, sizeof(res));
+	qstart(base, r, NULL, "no From field", 5000, &res);
+	qwait(base, &res, 1000);
+	assert_int_equal(res.calls, 1);
+	assert_int_equal(res.result, DMARC_PERMERROR);
+
+	/* cancelled before it began, or with a question in flight: never
+	 * called */
+	memset(&res, 0, sizeof(res));
+	dmarc_query_cancel(qstart(base, r, "example.com", NULL, 5000, &res));
+	qwait(base, &res, 200);
+	assert_int_equal(res.calls, 0);
+	q = qstart(base, r, "b.timeout", NULL, 5000, &res);
+	qwait(base, &res, 200);
+	assert_int_equal(served("_dmarc.b.timeout", "TXT"), 1);
+	dmarc_query_cancel(q);
+	qwait(base, &res, 600);
+	assert_int_equal(res.calls, 0);
+
+	/* "timeout" names are never answered: the budget ends it */
+	memset(&res, 0, sizeof(res));
+	qstart(base, r, "a.timeout", NULL, 150, &res);
+	qwait(base, &res, 3000);
+	assert_int_equal(res.calls, 1);
+	assert_int_equal(res.result, DMARC_TEMPERROR);
+	assert_non_null(strstr(res.reason, "time budget"));
+
+	dns_resolver_free(r);
+	event_base_free(base);
+	dns_server_stop();
+}
+
 int
 main(void)
 {
@@ -1072,6 +1303,7 @@ main(void)
 		cmocka_unit_test(test_orgdomain_psl),
 		cmocka_unit_test(test_engine),
 		cmocka_unit_test(test_engine_stray_answers),
+		cmocka_unit_test(test_query_driver),
 	};
 
 	return cmocka_run_group_tests(tests, setup_psl, teardown_psl);

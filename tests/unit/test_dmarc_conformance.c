@@ -294,8 +294,9 @@ test_opendmarc_vectors(void **state)
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 	fclose(fp);
-	printf("opendmarc: %d records, %d alignments, %d org domains; "
-	    "%d failed\n", nrec, nal, norg, failed);
+	printf("opendmarc: %d ran, %d passed, %d failed (%d records, %d "
+	    "alignments, %d org domains)\n", nrec + nal + norg,
+	    nrec + nal + norg - failed, failed, nrec, nal, norg);
 	for (i = 0; i < NELEM(differs); i++)
 		if (!differs[i].seen)
 			fail_msg("difference not met in the file: \"%s\"",
