@@ -215,10 +215,11 @@ static int
 check_from_field(const struct msg_field *f, void *arg)
 {
 	struct check_msg *m = arg;
+	const char *v;
+	size_t n;
 
-	if (f->name_len == 4 && strncasecmp(f->name, "From", 4) == 0 &&
-	    m->nfrom++ == 0)
-		return buf_append(&m->from, f->value, f->value_len) == -1 ? -1 : 0;
+	if (addr_field_is_from(f->raw, f->raw_len, &v, &n) && m->nfrom++ == 0)
+		return buf_append(&m->from, v, n) == -1 ? -1 : 0;
 	return 0;
 }
 

@@ -20,7 +20,7 @@
 #include "smtp/address.h"
 
 #define SPF_UNCHECKED ((enum spf_result)-1)
-#define FROM_MAX (64 * 1024)		/* a From value past this is refused */
+#define FROM_MAX (64 * 1024)		/* a From value past this is unparseable */
 #define RECEIVED_MAX (8 * 1024)
 
 static int
@@ -57,21 +57,24 @@ int
 inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 {
 	const struct config *cfg = c->gw->cfg;
+	const char *v;
+	size_t vlen;
 
 	if (!cfg->dmarc_verify)
 		return 0;
-	if (field_is(f, "From")) {
+	if (addr_field_is_from(f->raw, f->raw_len, &v, &vlen)) {
 		/* RFC 9989 4.4: one From field, read as a client shows it */
 		if (c->nfrom++ == 0) {
-			if (f->value_len > FROM_MAX)
-				c->from_value = strdup("\"oversize From field");
-			else
-				c->from_value = field_value_dup(f, FROM_MAX,
-				    &c->from_len);
-			if (c->from_value == NULL)
+			/* past FROM_MAX: refused as unparseable, never cut */
+			if (vlen > FROM_MAX) {
+				v = "\"oversize From field";
+				vlen = strlen(v);
+			}
+			if ((c->from_value = malloc(vlen + 1)) == NULL)
 				return -1;
-			if (f->value_len > FROM_MAX)
-				c->from_len = strlen(c->from_value);
+			memcpy(c->from_value, v, vlen);
+			c->from_value[vlen] = '\0';
+			c->from_len = vlen;
 		}
 		return 0;
 	}

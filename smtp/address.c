@@ -8,6 +8,7 @@
 #include "smtp/address.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum {
 	T_END = 0,
@@ -680,4 +681,29 @@ addr_from_parse(const char *value, size_t len, int utf8, char *local_r,
 	if (naddr_r != NULL)
 		*naddr_r = p.nmbox;
 	return st;
+}
+
+/* RFC 5322 3.6.2 From; obs-optional (4.5.3 / 4.1) allows white space
+ * before the colon, and clients differ on folded names: count them all. */
+int
+addr_field_is_from(const char *raw, size_t len, const char **value_r,
+    size_t *vlen_r)
+{
+	size_t i = 4;
+
+	if (len < 5 || strncasecmp(raw, "from", 4) != 0)
+		return 0;
+	while (i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' ||
+	    raw[i] == '\n'))
+		i++;
+	if (i >= len || raw[i] != ':')
+		return 0;
+	i++;
+	if (len >= 2 && raw[len - 2] == '\r' && raw[len - 1] == '\n')
+		len -= 2;
+	if (i > len)
+		i = len;
+	*value_r = raw + i;
+	*vlen_r = len - i;
+	return 1;
 }

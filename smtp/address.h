@@ -52,4 +52,14 @@ enum addr_from_status addr_from_parse(const char *value, size_t len,
     int utf8, char *local_r, size_t nlocal, char *domain_r, size_t ndomain,
     size_t *naddr_r);
 
+/*
+ * 1 if the raw header field (name, colon, value, final CRLF) is a From
+ * field by any reading a mail client might use: "From:", "from :", or a
+ * name folded away from its colon ("From\r\n :"), which a strict parser
+ * sees as a line without a colon. *value_r and *vlen_r get the text
+ * after the colon, without the final CRLF. 0 otherwise.
+ */
+int addr_field_is_from(const char *raw, size_t len, const char **value_r,
+    size_t *vlen_r);
+
 #endif

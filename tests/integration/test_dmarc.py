@@ -561,6 +561,10 @@ BAD_FROM = {
     "two-fields": ["From: <alice@sender.test>", "From: <bob@other.test>"],
     "two-addresses": ["From: alice@sender.test, bob@other.test"],
     "no-from": [],
+    # a second From hidden from a strict parser: white space before the
+    # colon (RFC 5322 obs-optional) or a name folded away from its colon
+    "space-before-colon": ["From : <admin@bank.test>", "From: <alice@sender.test>"],
+    "folded-name": ["From\r\n : <admin@bank.test>", "From: <alice@sender.test>"],
 }
 
 

@@ -663,6 +663,42 @@ test_opendmarc(void **state)
 	assert_int_equal(ran, sizeof(odvecs) / sizeof(odvecs[0]));
 }
 
+static void
+test_field_is_from(void **state)
+{
+	static const struct {
+		const char *raw;
+		int is;
+		const char *value;
+	} t[] = {
+		{ "From: a@b.example\r\n", 1, " a@b.example" },
+		{ "from:a@b.example\r\n", 1, "a@b.example" },
+		{ "FROM : a@b.example\r\n", 1, " a@b.example" },
+		{ "From\t: a@b.example\r\n", 1, " a@b.example" },
+		{ "From\r\n : a@b.example\r\n", 1, " a@b.example" },
+		{ "From:\r\n", 1, "" },
+		{ "From:", 1, "" },
+		{ "Fromage: x\r\n", 0, NULL },
+		{ "Resent-From: a@b.example\r\n", 0, NULL },
+		{ "X-From: a@b.example\r\n", 0, NULL },
+		{ "From a@b.example\r\n", 0, NULL },
+		{ "Fro", 0, NULL },
+		{ "", 0, NULL },
+	};
+	size_t i, n;
+	const char *v;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int is = addr_field_is_from(t[i].raw, strlen(t[i].raw), &v, &n);
+
+		if (is != t[i].is)
+			fail_msg("%zu: \"%s\": got %d", i, t[i].raw, is);
+		if (is && (n != strlen(t[i].value) ||
+		    memcmp(v, t[i].value, n) != 0))
+			fail_msg("%zu: value \"%.*s\"", i, (int)n, v);
+	}
+}
+
 int
 main(void)
 {
@@ -673,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_espoofer),
 		cmocka_unit_test(test_opendmarc),
+		cmocka_unit_test(test_field_is_from),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
