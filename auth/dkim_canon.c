@@ -146,9 +146,10 @@ body_out(struct dkim_body *b, const char *p, size_t n)
 	return 0;
 }
 
-/* Non-WSP, non-line-break content: what was held back goes out first. */
+/* Content other than line breaks and (relaxed) WSP: what was held back
+ * goes out first, then the run itself. */
 static int
-body_content(struct dkim_body *b, char c)
+body_content(struct dkim_body *b, const char *p, size_t n)
 {
 	for (; b->crlfs > 0; b->crlfs--)
 		if (body_out(b, "\r\n", 2) == -1)
@@ -160,15 +161,17 @@ body_content(struct dkim_body *b, char c)
 			return -1;
 	}
 	b->any = 1;
-	return body_out(b, &c, 1);
+	return body_out(b, p, n);
 }
 
+/* Runs of ordinary octets go out whole; only CR, LF after CR and
+ * (relaxed) WSP need a decision one octet at a time. */
 int
 dkim_body_update(struct dkim_body *b, const char *p, size_t n)
 {
-	size_t i;
+	size_t i = 0, j;
 
-	for (i = 0; i < n; i++) {
+	while (i < n) {
 		char c = p[i];
 
 		if (b->cr) {
@@ -177,21 +180,28 @@ dkim_body_update(struct dkim_body *b, const char *p, size_t n)
 				/* RFC 6376 3.4.4: WSP at line end removed */
 				b->wsp = 0;
 				b->crlfs++;
+				i++;
 				continue;
 			}
-			if (body_content(b, '\r') == -1)
+			if (body_content(b, "\r", 1) == -1)
 				return -1;
 		}
 		if (c == '\r') {
 			b->cr = 1;
+			i++;
 			continue;
 		}
 		if (b->relaxed && is_wsp(c)) {
 			b->wsp = 1;
+			i++;
 			continue;
 		}
-		if (body_content(b, c) == -1)
+		for (j = i + 1; j < n && p[j] != '\r' &&
+		    !(b->relaxed && is_wsp(p[j])); j++)
+			;
+		if (body_content(b, p + i, j - i) == -1)
 			return -1;
+		i = j;
 	}
 	return 0;
 }
@@ -204,7 +214,7 @@ dkim_body_final(struct dkim_body *b, unsigned char out[DKIM_HASH_LEN],
 
 	if (b->cr) {
 		b->cr = 0;
-		if (body_content(b, '\r') == -1)
+		if (body_content(b, "\r", 1) == -1)
 			return -1;
 	}
 	b->wsp = 0;
