@@ -51,6 +51,7 @@ LIB_SRCS = \
 	auth/dkim_tags.c \
 	auth/dkim_sign.c \
 	auth/dkim_key.c \
+	auth/dkim_keycache.c \
 	auth/authres.c \
 	auth/orgdomain.c \
 	auth/dmarc_record.c \
@@ -147,7 +148,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
 	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
-	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c smtp/address.c lib/cidr.c \
+	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
 	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))

@@ -700,6 +700,11 @@ key_parse(struct dkim_query *q, const char *txt, size_t len)
 		return DKIM_PERMERROR;
 	}
 	q->reason = "bad key data (p=)";
+	if ((q->pkey = dkim_keycache_get(q->ed25519, der, dlen)) != NULL) {
+		free(der);
+		q->reason = "";
+		return DKIM_PASS;
+	}
 	if (q->ed25519) {
 		/* RFC 8463 4.2: the raw 32-octet public key */
 		if (dlen == 32)
@@ -721,6 +726,8 @@ key_parse(struct dkim_query *q, const char *txt, size_t len)
 		}
 	}
 	ERR_clear_error();
+	if (q->pkey != NULL)
+		dkim_keycache_put(q->ed25519, der, dlen, q->pkey);
 	free(der);
 	if (q->pkey == NULL)
 		return DKIM_PERMERROR;

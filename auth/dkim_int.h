@@ -95,4 +95,11 @@ int dkim_pkey_sign(EVP_PKEY *pkey, const unsigned char dig[DKIM_HASH_LEN],
 int dkim_pkey_verify(EVP_PKEY *pkey, const unsigned char dig[DKIM_HASH_LEN],
     const unsigned char *sig, size_t siglen);
 
+/* dkim_keycache.c: decoded public keys by key data; get returns a new
+ * reference or NULL, put keeps a reference of its own. */
+EVP_PKEY *dkim_keycache_get(int ed25519, const unsigned char *der, size_t len);
+void dkim_keycache_put(int ed25519, const unsigned char *der, size_t len,
+    EVP_PKEY *pkey);
+void dkim_keycache_clear(void);
+
 #endif

@@ -417,6 +417,53 @@ test_canon_random(void **state)
 	buf_free(&ref);
 }
 
+/* The decoded-key cache: hits by type and data, a reference per caller,
+ * least recently used entries evicted past its size. */
+static void
+test_keycache(void **state)
+{
+	unsigned char raw[32];
+	EVP_PKEY *k[140], *got;
+	int i;
+
+	dkim_keycache_clear();
+	for (i = 0; i < 140; i++) {
+		memset(raw, 0, sizeof(raw));
+		raw[0] = (unsigned char)i;
+		raw[1] = 0x5a;
+		assert_non_null(k[i] = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519,
+		    NULL, raw, sizeof(raw)));
+		dkim_keycache_put(1, raw, sizeof(raw), k[i]);
+		if (i == 0) {
+			/* same data, other type: a miss */
+			assert_null(dkim_keycache_get(0, raw, sizeof(raw)));
+			assert_ptr_equal(got = dkim_keycache_get(1, raw, sizeof(raw)), k[0]);
+			EVP_PKEY_free(got);
+		}
+		/* keep key 0 recently used: it must survive eviction */
+		memset(raw, 0, sizeof(raw));
+		raw[1] = 0x5a;
+		if ((got = dkim_keycache_get(1, raw, sizeof(raw))) != NULL)
+			EVP_PKEY_free(got);
+		else
+			fail_msg("key 0 evicted at %d", i);
+	}
+	memset(raw, 0, sizeof(raw));
+	raw[0] = 1;
+	raw[1] = 0x5a;
+	assert_null(dkim_keycache_get(1, raw, sizeof(raw)));	/* evicted */
+	raw[0] = 139;
+	assert_ptr_equal(got = dkim_keycache_get(1, raw, sizeof(raw)), k[139]);
+	EVP_PKEY_free(got);
+	/* the cache holds its own references: ours can go */
+	for (i = 0; i < 140; i++)
+		EVP_PKEY_free(k[i]);
+	assert_non_null(got = dkim_keycache_get(1, raw, sizeof(raw)));
+	EVP_PKEY_free(got);
+	dkim_keycache_clear();
+	assert_null(dkim_keycache_get(1, raw, sizeof(raw)));
+}
+
 /* ---- RFC 8463 Appendix A ---- */
 
 static void
@@ -1040,6 +1087,7 @@ main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_canon),
 		cmocka_unit_test(test_canon_random),
+		cmocka_unit_test(test_keycache),
 		cmocka_unit_test_setup(test_rfc8463, setup_keys),
 		cmocka_unit_test_setup(test_dkimpy_signed, setup_keys),
 		cmocka_unit_test_setup(test_dkimpy_roundtrip, setup_keys),
