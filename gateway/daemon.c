@@ -13,7 +13,8 @@
  * running one kept. Open sessions keep going; they see new limits and
  * domains from their next command on. Delivery attempts in progress finish
  * with the routes they started with: replaced configurations are retired,
- * not freed, until no attempt is in progress (checked every 30 s). Route
+ * not freed, until no attempt and no DMARC evaluation (which borrows the
+ * configuration's Public Suffix List) is in progress (checked every 30 s). Route
  * host names are resolved again by the reload, blocking the loop for as
  * long as the resolver takes: IP literals avoid that.
  */
@@ -313,7 +314,7 @@ daemon_reload(struct gateway *gw)
 	/* Retire the running configuration; free older retired ones once
 	 * no delivery attempt can still point into them. */
 	delivery_ctx_drop_idle(gw->dctx);
-	if (delivery_ctx_active(gw->dctx) == 0)
+	if (delivery_ctx_active(gw->dctx) == 0 && gw->dmarc_inflight == 0)
 		daemon_free_retired(gw);
 	old->cfg = gw->cfg;
 	old->routes = gw->routes;
@@ -340,7 +341,8 @@ daemon_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
 
-	if (gw->retired && delivery_ctx_active(gw->dctx) == 0)
+	if (gw->retired && delivery_ctx_active(gw->dctx) == 0 &&
+	    gw->dmarc_inflight == 0)
 		daemon_free_retired(gw);
 }
 

@@ -54,6 +54,8 @@ struct gateway {
 	int stopping;
 	struct event *exit_check;
 	struct gw_retired *retired;	/* replaced by reloads, see daemon.c */
+	size_t dmarc_inflight;		/* DMARC evaluations borrowing a config's
+					 * PSL: retired configs wait for them */
 	struct event *retired_sweep;
 	struct event *accept_pause;	/* out of descriptors: accept later */
 };

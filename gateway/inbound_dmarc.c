@@ -121,8 +121,11 @@ inbound_dmarc_clear(struct gw_conn *c)
 
 	spf_query_cancel(c->rspfq);
 	c->rspfq = NULL;
-	dmarc_query_cancel(c->dmq);
-	c->dmq = NULL;
+	if (c->dmq != NULL) {
+		dmarc_query_cancel(c->dmq);
+		c->dmq = NULL;
+		c->gw->dmarc_inflight--;
+	}
 	free(c->from_value);
 	free(c->from_local);
 	free(c->from_domain);
@@ -152,6 +155,7 @@ inbound_dmarc_done(const struct dmarc_outcome *o, void *arg)
 	struct buf cm = { 0 }, note = { 0 };
 
 	c->dmq = NULL;
+	c->gw->dmarc_inflight--;
 	memset(&vc, 0, sizeof(vc));
 	vc.enforce = cfg->dmarc_enforce;
 	vc.reject_override = cfg->dmarc_reject_override;
@@ -263,8 +267,10 @@ inbound_dmarc_run(struct gw_conn *c)
 	c->dmq = dmarc_query_start(c->gw->base, c->gw->resolver, &p,
 	    cfg->dmarc_budget * 1000, inbound_dmarc_done, c);
 	free(dk);
-	if (c->dmq != NULL)
+	if (c->dmq != NULL) {
+		c->gw->dmarc_inflight++;	/* it borrows cfg->psl */
 		return;
+	}
 fail:
 	log_error("session=%s id=%s dmarc: out of memory, not evaluated",
 	    smtp_session_id(c->s), c->id);
