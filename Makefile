@@ -22,7 +22,8 @@ CPPFLAGS += -I. -D_GNU_SOURCE
 CFLAGS += -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-Wformat=2 -Wstrict-prototypes $(SANFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDFLAGS += $(SANFLAGS)
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread \
+	$(shell $(PKG_CONFIG) --libs libcrypt)
 
 LIB_SRCS = \
 	lib/buf.c \
@@ -37,6 +38,8 @@ LIB_SRCS = \
 	smtp/datastream.c \
 	smtp/session.c \
 	smtp/session_cmd.c \
+	smtp/session_auth.c \
+	smtp/sasl.c \
 	smtp/tls.c \
 	smtp/client.c \
 	smtp/message.c \
@@ -64,12 +67,19 @@ LIB_SRCS = \
 	queue/spool_hold.c \
 	queue/scheduler.c \
 	queue/delivery.c \
+	queue/mxlookup.c \
 	gateway/config.c \
 	gateway/config_parse.c \
 	gateway/config_policy.c \
+	gateway/config_outbound.c \
 	gateway/inbound.c \
 	gateway/inbound_dmarc.c \
+	gateway/outbound.c \
 	gateway/listener.c \
+	gateway/authdb.c \
+	gateway/authdb_check.c \
+	gateway/auth.c \
+	gateway/usercmd.c \
 	gateway/daemon.c \
 	gateway/check.c \
 	gateway/dkimcmd.c \
@@ -86,6 +96,7 @@ UNIT_TESTS = \
 	test_spool \
 	test_session \
 	test_dns \
+	test_mxlookup \
 	test_spf \
 	test_spf_conformance \
 	test_message \
@@ -94,11 +105,14 @@ UNIT_TESTS = \
 	test_received \
 	test_dmarc \
 	test_dmarc_conformance \
-	test_verdict
+	test_verdict \
+	test_sasl \
+	test_authdb
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
-	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received
+	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received \
+	fuzz_sasl
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -149,7 +163,8 @@ FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/dat
 	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
 	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
-	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c
+	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c \
+	smtp/sasl.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 

@@ -104,6 +104,24 @@ struct dkim_sign_params {
 int dkim_sign(const struct dkim_sign_params *p, const char *msg, size_t len,
     struct buf *out, char *err, size_t errlen);
 
+/*
+ * Streaming signing for the daemon: one signer per message, fed the
+ * content as it streams (CRLF lines, as received; the body is hashed on
+ * the way, never kept). The keys are chosen at the end (they follow the
+ * From domain): one DKIM-Signature per key (dual RSA + Ed25519 signing),
+ * appended to out. The body hash is shared: every signature is
+ * relaxed/relaxed without l=. new: NULL on allocation failure. feed: -1
+ * once the header section passes its bounds (end then fails). end: 0, or
+ * -1 with err (no key, bad domain/selector, no From field, header too
+ * large); params and keys borrowed for the call.
+ */
+struct dkim_signer;
+struct dkim_signer *dkim_signer_new(void);
+int dkim_signer_feed(struct dkim_signer *s, const char *data, size_t n);
+int dkim_signer_end(struct dkim_signer *s, const struct dkim_sign_params *p,
+    size_t np, struct buf *out, char *err, size_t errlen);
+void dkim_signer_free(struct dkim_signer *s);
+
 /* New key: writes the PEM private key to out_file (mode 0600; an
  * existing file is never replaced: error) and appends
  * the TXT record text ("v=DKIM1; k=rsa; p=...") to txt. type "rsa" (bits

@@ -149,52 +149,34 @@ sign_append_h(struct buf *b, char *const *names, size_t n, size_t *col)
 	return 0;
 }
 
-int
-dkim_sign(const struct dkim_sign_params *p, const char *msg, size_t len,
-    struct buf *out, char *err, size_t errlen)
+static int
+sign_params_ok(const struct dkim_sign_params *p, char *err, size_t errlen)
 {
-	const struct msg_field **fields = NULL;
-	struct sign_ctx c = { 0 };
-	struct msg_parser *mp = NULL;
-	struct buf h = { 0 }, b64 = { 0 };
-	unsigned char bh[DKIM_HASH_LEN], dig[DKIM_HASH_LEN], *sig = NULL;
-	unsigned long long total;
-	char **names = NULL;
-	size_t nnames = 0, nf, i, k, siglen, col;
-	long long t;
-	int ret = -1;
-
 	if (p->key == NULL || p->domain == NULL || p->selector == NULL ||
 	    !dkim_domain_ok(p->domain, strlen(p->domain)) ||
 	    !dkim_domain_ok(p->selector, strlen(p->selector))) {
 		snprintf(err, errlen, "bad domain, selector or key");
 		return -1;
 	}
-	if ((c.body = dkim_body_new(1, -1)) == NULL ||
-	    (mp = msg_parser_new(DKIM_HDR_MAX_BYTES, DKIM_HDR_MAX_FIELDS,
-	    NULL, sign_on_body, &c)) == NULL)
-		goto nomem;
-	if (msg_parser_feed(mp, msg, len) == -1 || msg_parser_end(mp) == -1) {
-		if (c.failed || msg_parser_error(mp) == MSG_ERR_NOMEM)
-			goto nomem;
-		snprintf(err, errlen, "header section too large");
-		goto fail;
-	}
-	if (dkim_body_final(c.body, bh, &total) == -1)
-		goto nomem;
-	nf = msg_parser_count(mp);
-	if ((fields = calloc(nf + 1, sizeof(*fields))) == NULL)
-		goto nomem;
-	for (i = 0; i < nf; i++)
-		fields[i] = msg_parser_field(mp, i);
-	if (count_fields(fields, nf, "from") == 0) {
-		/* RFC 6376 5.4: From is required */
-		snprintf(err, errlen, "message has no From field");
-		goto fail;
-	}
-	if (sign_names(p, fields, nf, &names, &nnames, err, errlen) == -1)
-		goto fail;
+	return 0;
+}
 
+/* One DKIM-Signature field for key p over the parsed header fields and
+ * the body hash bh, appended to out. */
+static int
+sign_one(const struct dkim_sign_params *p, const struct msg_field *const *fields,
+    size_t nf, const unsigned char bh[DKIM_HASH_LEN], struct buf *out,
+    char *err, size_t errlen)
+{
+	struct buf h = { 0 }, b64 = { 0 };
+	unsigned char dig[DKIM_HASH_LEN], *sig = NULL;
+	char **names = NULL;
+	size_t nnames = 0, i, k, siglen, col;
+	long long t;
+	int ret = -1;
+
+	if (sign_names(p, fields, nf, &names, &nnames, err, errlen) == -1)
+		return -1;
 	t = p->t ? p->t : (long long)time(NULL);
 	if (buf_appendf(&h, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;"
 	    " d=%s; s=%s;\r\n\tt=%lld;", dkim_key_algorithm(p->key), p->domain,
@@ -205,7 +187,7 @@ dkim_sign(const struct dkim_sign_params *p, const char *msg, size_t len,
 	col = 8 + 14 + (p->x ? 14 : 0);
 	if (sign_append_h(&h, names, nnames, &col) == -1 ||
 	    buf_appends(&h, "\r\n\tbh=") == -1 ||
-	    dkim_b64_encode(bh, sizeof(bh), &h) == -1 ||
+	    dkim_b64_encode(bh, DKIM_HASH_LEN, &h) == -1 ||
 	    buf_appends(&h, ";\r\n\tb=") == -1)
 		goto nomem;
 	/* RFC 6376 3.7: the new field with an empty b=, no final CRLF */
@@ -240,10 +222,124 @@ done:
 		free(names[--nnames]);
 	free(names);
 	free(sig);
-	free(fields);
 	buf_free(&h);
 	buf_free(&b64);
-	msg_parser_free(mp);
-	dkim_body_free(c.body);
+	return ret;
+}
+
+struct dkim_signer {
+	struct sign_ctx c;		/* one body hash serves every key:
+					 * all are relaxed, none has l= */
+	struct msg_parser *mp;
+};
+
+struct dkim_signer *
+dkim_signer_new(void)
+{
+	struct dkim_signer *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->c.body = dkim_body_new(1, -1)) == NULL ||
+	    (s->mp = msg_parser_new(DKIM_HDR_MAX_BYTES, DKIM_HDR_MAX_FIELDS,
+	    NULL, sign_on_body, &s->c)) == NULL) {
+		dkim_signer_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int
+dkim_signer_feed(struct dkim_signer *s, const char *data, size_t n)
+{
+	return msg_parser_feed(s->mp, data, n);
+}
+
+int
+dkim_signer_end(struct dkim_signer *s, const struct dkim_sign_params *p,
+    size_t np, struct buf *out, char *err, size_t errlen)
+{
+	const struct msg_field **fields = NULL;
+	unsigned char bh[DKIM_HASH_LEN];
+	unsigned long long total;
+	size_t nf, i;
+	int ret = -1;
+
+	if (np == 0) {
+		snprintf(err, errlen, "no key");
+		return -1;
+	}
+	for (i = 0; i < np; i++)
+		if (sign_params_ok(&p[i], err, errlen) == -1)
+			return -1;
+	if (msg_parser_error(s->mp) != MSG_OK &&
+	    msg_parser_error(s->mp) != MSG_ERR_SYNTAX) {
+		snprintf(err, errlen, s->c.failed ||
+		    msg_parser_error(s->mp) == MSG_ERR_NOMEM ?
+		    "out of memory" : "header section too large");
+		return -1;
+	}
+	if (msg_parser_end(s->mp) == -1 &&
+	    msg_parser_error(s->mp) != MSG_ERR_SYNTAX) {
+		snprintf(err, errlen, "header section too large");
+		return -1;
+	}
+	if (dkim_body_final(s->c.body, bh, &total) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	nf = msg_parser_count(s->mp);
+	if ((fields = calloc(nf + 1, sizeof(*fields))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < nf; i++)
+		fields[i] = msg_parser_field(s->mp, i);
+	if (count_fields(fields, nf, "from") == 0) {
+		/* RFC 6376 5.4: From is required */
+		snprintf(err, errlen, "message has no From field");
+		goto done;
+	}
+	for (i = 0; i < np; i++)
+		if (sign_one(&p[i], fields, nf, bh, out, err, errlen) == -1)
+			goto done;
+	ret = 0;
+done:
+	free(fields);
+	return ret;
+}
+
+void
+dkim_signer_free(struct dkim_signer *s)
+{
+	if (s == NULL)
+		return;
+	msg_parser_free(s->mp);
+	dkim_body_free(s->c.body);
+	free(s);
+}
+
+int
+dkim_sign(const struct dkim_sign_params *p, const char *msg, size_t len,
+    struct buf *out, char *err, size_t errlen)
+{
+	struct dkim_signer *s;
+	int ret;
+
+	if (sign_params_ok(p, err, errlen) == -1)
+		return -1;
+	if ((s = dkim_signer_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (dkim_signer_feed(s, msg, len) == -1 &&
+	    msg_parser_error(s->mp) != MSG_ERR_SYNTAX) {
+		snprintf(err, errlen, s->c.failed ? "out of memory" :
+		    "header section too large");
+		dkim_signer_free(s);
+		return -1;
+	}
+	ret = dkim_signer_end(s, p, 1, out, err, errlen);
+	dkim_signer_free(s);
 	return ret;
 }

@@ -41,17 +41,21 @@ struct dmarc_q {
 
 struct dmarc_id {
 	char domain[NAME_BUF];	/* A-labels; "" when not a domain name */
+	char org[NAME_BUF];	/* PSL mode: its Organizational Domain */
 	enum dkim_result result;
 	int partial;
 };
 
 struct dmarc {
 	enum dmarc_discovery mode;
-	const struct orgdomain_psl *psl;
 	char author[NAME_BUF];
-	char psl_org[NAME_BUF];		/* PSL mode: the author's */
+	/* PSL mode: the Organizational Domains, looked up by dmarc_new (the
+	 * list is the caller's, and a reload may free it while the answers
+	 * are awaited) */
+	char psl_org[NAME_BUF];		/* the author's */
 	enum spf_result spf_result;
 	char spf_domain[NAME_BUF];
+	char spf_org[NAME_BUF];
 	struct dmarc_id *dkim;
 	size_t ndkim;
 	int partial_counts;
@@ -260,17 +264,38 @@ walk(struct dmarc *d, const char *start, struct walk *wk, struct why *w)
 	return ST_OK;
 }
 
+/* RFC 7489 3.2 by the list into out[NAME_BUF]; a public suffix is its
+ * own. */
+static void
+psl_org_of(const struct orgdomain_psl *psl, const char *x, char *out)
+{
+	if (*x == '\0' || orgdomain_psl(psl, x, out, NAME_BUF) == -1)
+		snprintf(out, NAME_BUF, "%s", x);
+}
+
 /* The Organizational Domain of x into out[NAME_BUF]. */
 static enum st
 org_of(struct dmarc *d, const char *x, char *out, struct why *w)
 {
 	struct walk wk;
 	enum st st;
+	const char *o = x;
+	size_t i;
 
 	if (d->mode == DMARC_DISCOVERY_PSL) {
-		/* RFC 7489 3.2; a public suffix is its own */
-		if (orgdomain_psl(d->psl, x, out, NAME_BUF) == -1)
-			snprintf(out, NAME_BUF, "%s", x);
+		/* what dmarc_new found for the identifier */
+		if (strcmp(x, d->author) == 0)
+			o = d->psl_org;
+		else if (strcmp(x, d->spf_domain) == 0)
+			o = d->spf_org;
+		else
+			for (i = 0; i < d->ndkim; i++)
+				if (strcmp(x, d->dkim[i].domain) == 0) {
+					o = d->dkim[i].org;
+					break;
+				}
+		if (o != out)
+			snprintf(out, NAME_BUF, "%s", o);
 		return ST_OK;
 	}
 	if ((st = walk(d, x, &wk, w)) == ST_OK)
@@ -561,7 +586,6 @@ dmarc_new(const struct dmarc_params *p)
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->mode = p->discovery;
-	d->psl = p->psl;
 	d->spf_result = p->spf_result;
 	d->partial_counts = p->dkim_partial_counts;
 	d->out.reason = d->reason;
@@ -596,9 +620,10 @@ dmarc_new(const struct dmarc_params *p)
 		return d;
 	}
 	if (d->mode == DMARC_DISCOVERY_PSL) {
-		struct why w = { "" };
-
-		org_of(d, d->author, d->psl_org, &w);
+		psl_org_of(p->psl, d->author, d->psl_org);
+		psl_org_of(p->psl, d->spf_domain, d->spf_org);
+		for (i = 0; i < d->ndkim; i++)
+			psl_org_of(p->psl, d->dkim[i].domain, d->dkim[i].org);
 		snprintf(d->org_domain, sizeof(d->org_domain), "%s",
 		    d->psl_org);
 	}

@@ -89,7 +89,7 @@ struct dmarc_dkim_input {
 
 struct dmarc_params {
 	enum dmarc_discovery discovery;
-	const struct orgdomain_psl *psl;	/* required for PSL mode */
+	const struct orgdomain_psl *psl;	/* PSL mode; read by dmarc_new only */
 	/* Author domain, or NULL with from_problem set ("multiple From
 	 * fields", "no From field", "multiple addresses in From", ...): then
 	 * no question is asked and the result is permerror with that reason. */

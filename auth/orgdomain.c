@@ -2,7 +2,7 @@
  * auth/orgdomain.c: the RFC 7489 3.2 Organizational Domain from the
  * Public Suffix List (libpsl), and U-label to A-label conversion (RFC
  * 9989 5.3.1: "If the domain is a U-label, the domain MUST be converted
- * to an A-label").
+ * to an A-label"), with the label separators of RFC 3490 3.1.
  *
  * libpsl keeps its IDN rules in both forms, so the registrable domain is
  * asked for the A-label form and comes back in it. The Punycode encoder
@@ -234,6 +234,18 @@ orgdomain_ascii(const char *domain, char *out, size_t n)
 		if (psl_str_to_utf8lower(domain, "utf-8", NULL, &lower) !=
 		    PSL_SUCCESS || lower == NULL)
 			return -1;
+		/* RFC 3490 3.1: U+3002, U+FF0E and U+FF61 are dots */
+		for (i = o = 0; lower[i] != '\0'; i++, o++) {
+			if (strncmp(lower + i, "\xe3\x80\x82", 3) == 0 ||
+			    strncmp(lower + i, "\xef\xbc\x8e", 3) == 0 ||
+			    strncmp(lower + i, "\xef\xbd\xa1", 3) == 0) {
+				lower[o] = '.';
+				i += 2;
+			} else
+				lower[o] = lower[i];
+		}
+		lower[o] = '\0';
+		o = 0;
 		s = lower;
 	}
 	len = strlen(s);

@@ -31,8 +31,9 @@ int orgdomain_psl(const struct orgdomain_psl *p, const char *domain,
 
 /*
  * domain in lower case with every U-label turned into an A-label
- * ("xn--" + RFC 3492 Punycode, RFC 5890 2.3.2.1), one trailing dot
- * dropped, into out[n]. 0; -1 when it is empty, not UTF-8, has an empty
+ * ("xn--" + RFC 3492 Punycode, RFC 5890 2.3.2.1), U+3002, U+FF0E and
+ * U+FF61 taken as dots (RFC 3490 3.1), one trailing dot dropped, into
+ * out[n]. 0; -1 when it is empty, not UTF-8, has an empty
  * label, a label over 63 octets, an octet other than letters, digits,
  * '-' and '_' in an ASCII label, is over 253 octets, or does not fit.
  * Lower-casing of non-ASCII is libpsl's (psl_str_to_utf8lower); there is

@@ -43,7 +43,8 @@ config_section_known(const char *name)
 {
 	static const char *const fixed[] = {
 		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
-		"dkim", "dmarc", "quarantine", "hybrid", "allow",
+		"dkim", "dmarc", "quarantine", "hybrid", "allow", "submission",
+		"outbound",
 	};
 	size_t i;
 
@@ -53,6 +54,8 @@ config_section_known(const char *name)
 	if (strncasecmp(name, "listener ", 9) == 0 && name[9] != '\0')
 		return 1;
 	if (strncasecmp(name, "route ", 6) == 0 && name[6] != '\0')
+		return 1;
+	if (strncasecmp(name, "dkim sign ", 10) == 0 && name[10] != '\0')
 		return 1;
 	return 0;
 }
@@ -286,9 +289,10 @@ config_add_host(struct config_load *ld, const char *section, const char *name,
 	memcpy(&h[i].addr, res->ai_addr, res->ai_addrlen);
 	h[i].addrlen = res->ai_addrlen;
 	h[i].spec = strdup(item);
+	h[i].name = strdup(host);
 	route->nhosts++;
 	freeaddrinfo(res);
-	return h[i].spec ? 0 : -1;
+	return h[i].spec && h[i].name ? 0 : -1;
 bad:
 	config_error(ld, ld->line, section, name,
 	    "expected host:port[@preference], got '%s'", item);
@@ -425,6 +429,24 @@ config_delivery(struct config_load *ld, const char *section, const char *name,
 	};
 	size_t i;
 
+	if (IS("mx_port")) {
+		if (config_parse_int(v, 1, 65535, &cfg->mx_port) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a port from 1 to 65535", v);
+		return 0;
+	}
+	if (IS("destination_concurrency")) {
+		if (config_parse_int(v, 1, 10000, &cfg->dest_concurrency) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a number from 1 to 10000", v);
+		return 0;
+	}
+	if (IS("ca_file")) {
+		if (*v != '\0' && access(v, R_OK) == -1)
+			config_error(ld, ld->line, section, name,
+			    "cannot read %s: %s", v, strerror(errno));
+		return config_dup_string(&cfg->ca_file, v);
+	}
 	if (IS("concurrency")) {
 		if (config_parse_int(v, 1, 10000, &cfg->delivery_concurrency) == -1)
 			config_bad_value(ld, section, name,
@@ -542,6 +564,8 @@ config_key(struct config_load *ld, const char *section, const char *name,
 	}
 	if ((pr = config_policy_key(ld, section, name, v)) != 3)
 		return pr;
+	if ((pr = config_outbound_key(ld, section, name, v)) != 3)
+		return pr;
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -585,9 +609,13 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		if (IS("profile")) {
 			if (strcasecmp(v, "inbound") == 0)
 				l->profile = PROFILE_INBOUND;
+			else if (strcasecmp(v, "submission") == 0)
+				l->profile = PROFILE_SUBMISSION;
+			else if (strcasecmp(v, "submissions") == 0)
+				l->profile = PROFILE_SUBMISSIONS;
 			else
 				config_bad_value(ld, section, name,
-				    "expected inbound", v);
+				    "expected inbound, submission or submissions", v);
 			return 0;
 		}
 		return 2;
@@ -607,7 +635,11 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		if ((r = config_route(ld, dom)) == NULL)
 			return -1;
 		if (IS("hosts")) {
-			config_list(v, config_add_host, ld, section, name, r);
+			/* hosts = mx: by MX lookup, with this route's tls */
+			if (strcasecmp(v, "mx") == 0)
+				r->mx = 1;
+			else
+				config_list(v, config_add_host, ld, section, name, r);
 			return 0;
 		}
 		if (IS("tls")) {
@@ -617,9 +649,11 @@ config_key(struct config_load *ld, const char *section, const char *name,
 				r->tls = SMTP_TLS_OPPORTUNISTIC;
 			else if (strcasecmp(v, "required") == 0)
 				r->tls = SMTP_TLS_REQUIRED;
+			else if (strcasecmp(v, "verify") == 0)
+				r->tls = SMTP_TLS_VERIFY;
 			else
 				config_bad_value(ld, section, name,
-				    "expected none, opportunistic or required", v);
+				    "expected none, opportunistic, required or verify", v);
 			return 0;
 		}
 		return 2;
@@ -685,7 +719,7 @@ config_validate(struct config_load *ld)
 		char sec[300];
 
 		snprintf(sec, sizeof(sec), "route %s", cfg->routes[i].domain);
-		if (cfg->routes[i].nhosts == 0)
+		if (cfg->routes[i].nhosts == 0 && !cfg->routes[i].mx)
 			config_error(ld, cfg->routes[i].line, sec, "hosts", "missing");
 	}
 	if (cfg->tls_cert && *cfg->tls_cert && !(cfg->tls_key && *cfg->tls_key))
@@ -743,6 +777,8 @@ config_load(const char *path, struct buf *errors)
 	cfg->delivery_command_timeout = 300;
 	cfg->delivery_data_timeout = 600;
 	cfg->idle_timeout = 10;
+	cfg->mx_port = 25;
+	cfg->dest_concurrency = 10;
 	cfg->dns_timeout_ms = 2000;
 	cfg->dns_cache = 10000;
 	cfg->spf_helo = 1;
@@ -750,6 +786,7 @@ config_load(const char *path, struct buf *errors)
 	cfg->spf_budget = 20;
 	cfg->dkim_verify = 1;
 	config_policy_defaults(cfg);
+	config_outbound_defaults(cfg);
 
 	if ((ld.fp = fopen(path, "r")) == NULL) {
 		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
@@ -768,6 +805,8 @@ config_load(const char *path, struct buf *errors)
 		config_validate(&ld);
 	if (ld.nerrors == 0)
 		config_policy_validate(&ld);
+	if (ld.nerrors == 0)
+		config_outbound_validate(&ld);
 	free(ld.linebuf);
 	for (i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].key);
@@ -792,8 +831,10 @@ config_free(struct config *cfg)
 	}
 	free(cfg->listeners);
 	for (i = 0; i < cfg->nroutes; i++) {
-		for (j = 0; j < cfg->routes[i].nhosts; j++)
+		for (j = 0; j < cfg->routes[i].nhosts; j++) {
 			free(cfg->routes[i].hosts[j].spec);
+			free(cfg->routes[i].hosts[j].name);
+		}
 		free(cfg->routes[i].hosts);
 		free(cfg->routes[i].domain);
 	}
@@ -810,7 +851,9 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->ca_file);
 	config_policy_free(cfg);
+	config_outbound_free(cfg);
 	free(cfg);
 }
 

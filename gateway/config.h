@@ -19,7 +19,24 @@
 #include "smtp/client.h"
 
 enum config_profile {
-	PROFILE_INBOUND,
+	PROFILE_INBOUND,	/* port 25: MX, and relay for relay_clients */
+	PROFILE_SUBMISSION,	/* port 587: STARTTLS, then AUTH (RFC 6409) */
+	PROFILE_SUBMISSIONS,	/* port 465: implicit TLS, then AUTH (RFC 8314) */
+};
+
+/* [dkim sign DOMAIN]: the keys mail From that domain is signed with */
+struct config_sign_key {
+	char *selector;
+	char *file;
+	struct dkim_key *key;		/* loaded with the configuration */
+};
+
+struct config_signer {
+	char *domain;
+	struct config_sign_key *keys;
+	size_t nkeys;
+	char *headers;			/* NULL = RFC 6376 5.4 default list */
+	int line;
 };
 
 struct config_listener {
@@ -32,6 +49,8 @@ struct config_listener {
 
 struct config_host {
 	char *spec;			/* as written, for logs */
+	char *name;			/* the host part: the name (or literal)
+					 * TLS verification checks */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int pref;
@@ -42,10 +61,13 @@ struct config_route {
 	struct config_host *hosts;	/* sorted by preference, stable */
 	size_t nhosts;
 	enum smtp_client_tls tls;
+	int mx;				/* hosts = mx: by MX lookup */
 	int line;
 };
 
 struct orgdomain_psl;
+struct authdb;
+struct dkim_key;
 
 struct config {
 	char *path;
@@ -111,6 +133,17 @@ struct config {
 	struct cidr_list trusted_forwarders;
 	struct cidr_list mailing_lists;
 
+	/* [submission] */
+	char *users_file;		/* NULL: no AUTH offered anywhere */
+	struct authdb *authdb;		/* users_file, loaded with the config */
+	int auth_max_failures;		/* per client IP within the window */
+	int auth_failure_window;	/* seconds */
+	/* [outbound] */
+	struct cidr_list relay_clients;	/* may relay anywhere, unauthenticated */
+	/* [dkim sign DOMAIN] */
+	struct config_signer *signers;
+	size_t nsigners;
+
 	int delivery_concurrency;
 	int retry_initial;
 	int retry_max;
@@ -119,6 +152,9 @@ struct config {
 	int delivery_command_timeout;
 	int delivery_data_timeout;
 	int idle_timeout;
+	int mx_port;			/* port of MX hosts (25) */
+	int dest_concurrency;		/* connections per destination */
+	char *ca_file;			/* extra CAs for tls = verify, or NULL */
 };
 
 /* NULL on any error; errors (one per line) are appended to errors. */
@@ -130,6 +166,10 @@ int config_accepts_domain(const struct config *cfg, const char *domain);
 /* Route for a recipient domain: exact match, then the longest
  * ".parent" route, then "*", else NULL. */
 const struct config_route *config_route_for(const struct config *cfg,
+    const char *domain);
+
+/* The signer for a From domain (exact match, case-insensitive), or NULL. */
+const struct config_signer *config_signer_for(const struct config *cfg,
     const char *domain);
 
 /* Value parsers, exposed for tests. 0 ok, -1 bad. */

@@ -30,6 +30,7 @@ struct config_load {
 	int cert_line;
 	int key_line;
 	int psl_line;
+	int users_line;		/* [submission] users */
 };
 
 /* "file:line: [section] name: message" into the error list. */
@@ -53,5 +54,13 @@ int config_policy_key(struct config_load *ld, const char *section,
 int config_policy_repeatable(const char *section, const char *name);
 void config_policy_validate(struct config_load *ld);
 void config_policy_free(struct config *cfg);
+
+/* config_outbound.c: [submission] [outbound] [dkim sign DOMAIN], same
+ * conventions as config_policy_key. */
+void config_outbound_defaults(struct config *cfg);
+int config_outbound_key(struct config_load *ld, const char *section,
+    const char *name, const char *v);
+void config_outbound_validate(struct config_load *ld);
+void config_outbound_free(struct config *cfg);
 
 #endif

@@ -31,7 +31,9 @@ int
 config_policy_repeatable(const char *section, const char *name)
 {
 	return strcasecmp(section, "allow") == 0 ||
-	    (strcasecmp(section, "hybrid") == 0 && IS("trusted_relays"));
+	    (strcasecmp(section, "hybrid") == 0 && IS("trusted_relays")) ||
+	    (strcasecmp(section, "outbound") == 0 && IS("relay_clients")) ||
+	    (strncasecmp(section, "dkim sign ", 10) == 0 && IS("keys"));
 }
 
 static int

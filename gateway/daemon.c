@@ -105,10 +105,12 @@ daemon_build_routes(struct gateway *gw)
 		gw->routes[i].hosts = &gw->hosts[k];
 		gw->routes[i].nhosts = cr->nhosts;
 		gw->routes[i].tls = cr->tls;
+		gw->routes[i].mx = cr->mx;
 		for (j = 0; j < cr->nhosts; j++, k++) {
 			gw->hosts[k].spec = cr->hosts[j].spec;
 			gw->hosts[k].addr = (const struct sockaddr *)&cr->hosts[j].addr;
 			gw->hosts[k].addrlen = cr->hosts[j].addrlen;
+			gw->hosts[k].name = cr->hosts[j].name;
 		}
 	}
 	return 0;
@@ -222,6 +224,7 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	gw->server_cfg.max_rcpts = cfg->max_rcpts;
 	gw->server_cfg.command_timeout = cfg->command_timeout;
 	gw->server_cfg.data_timeout = cfg->data_timeout;
+	listener_fill_profiles(gw);
 	memset(dp, 0, sizeof(*dp));
 	dp->helo = cfg->hostname;
 	dp->ssl_ctx = gw->client_ssl;
@@ -231,6 +234,9 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	dp->idle_timeout = cfg->idle_timeout;
 	dp->route_for = daemon_route_for;
 	dp->route_arg = gw;
+	dp->resolver = gw->resolver;
+	dp->mx_port = cfg->mx_port;
+	dp->dest_concurrency = cfg->dest_concurrency;
 	memset(sp, 0, sizeof(*sp));
 	sp->hostname = cfg->hostname;
 	sp->concurrency = cfg->delivery_concurrency;
@@ -257,6 +263,9 @@ daemon_fixed_change(const struct config *a, const struct config *b)
 	for (i = 0; i < a->ndns_servers; i++)
 		if (strcmp(a->dns_servers[i], b->dns_servers[i]) != 0)
 			return "[dns]";
+	/* loaded into the client TLS context once, at start */
+	if (strcmp(a->ca_file ? a->ca_file : "", b->ca_file ? b->ca_file : "") != 0)
+		return "[delivery] ca_file";
 	if (a->nlisteners != b->nlisteners)
 		return "the listeners";
 	for (i = 0; i < a->nlisteners; i++)
@@ -441,7 +450,9 @@ daemon_serve(const char *config_path, int debug)
 			goto out;
 		}
 	}
-	if ((gw.client_ssl = tls_client_ctx_new(err, sizeof(err))) == NULL) {
+	if ((gw.client_ssl = tls_client_ctx_new(err, sizeof(err))) == NULL ||
+	    smtp_client_ctx_trust(gw.client_ssl, gw.cfg->ca_file, err,
+	    sizeof(err)) == -1) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -506,6 +517,7 @@ out:
 			smtp_session_abort(c->s);
 		event_base_loop(gw.base, EVLOOP_NONBLOCK);
 	}
+	gw_auth_free(&gw);
 	scheduler_free(gw.sched);
 	delivery_ctx_free(gw.dctx);
 	dns_resolver_free(gw.resolver);

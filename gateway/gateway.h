@@ -34,6 +34,7 @@ struct event_base;
 struct evconnlistener;
 struct gw_conn;
 struct gw_retired;
+struct gw_auth;
 
 struct gateway {
 	struct event_base *base;
@@ -45,6 +46,9 @@ struct gateway {
 	SSL_CTX *server_ssl;
 	SSL_CTX *client_ssl;
 	struct smtp_server_config server_cfg;
+	/* per enum config_profile, derived from server_cfg (listener.c) */
+	struct smtp_server_config profile_cfg[3];
+	struct gw_auth *auth;		/* auth.c: password checks, failures */
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct delivery_route *routes;	/* built from cfg->routes */
@@ -65,6 +69,13 @@ int listener_open_all(struct gateway *gw);
 void listener_close_all(struct gateway *gw);
 /* Ask every open session to end with 421; returns how many were open. */
 size_t listener_shutdown_sessions(struct gateway *gw);
+/* profile_cfg[] from server_cfg: after every change of server_cfg. */
+void listener_fill_profiles(struct gateway *gw);
+
+/* auth.c: the on_auth hook (arg: the gateway), and its cleanup at exit */
+void gw_auth_hook(struct smtp_session *s, const char *mech, const char *user,
+    const char *pass, void *arg);
+void gw_auth_free(struct gateway *gw);
 
 /* inbound.c */
 extern const struct smtp_hooks inbound_hooks;
@@ -108,6 +119,10 @@ struct gw_conn {
 	char *relay_note;		/* why recovery failed, for stamps */
 	struct spf_query *rspfq;	/* SPF of the recovered client */
 	struct dmarc_query *dmq;	/* DMARC lookups in flight */
+	/* outbound.c */
+	int outbound;			/* this message is outbound mail */
+	struct dkim_signer *signer;	/* its signature, computed while it streams */
+	char *sign_note;		/* what was signed, for the log */
 	struct gw_conn *prev, *next;
 };
 
@@ -137,6 +152,16 @@ int inbound_dmarc_stamps(struct gw_conn *c, const struct gw_outcome *o,
 /* Per-message DMARC state: freed, lookups cancelled. */
 void inbound_dmarc_clear(struct gw_conn *c);
 
+/* outbound.c: relaying and signing for relay clients and AUTH users */
+int outbound_may_relay(const struct gw_conn *c);
+int outbound_data_start(struct gw_conn *c);
+void outbound_feed(struct gw_conn *c, const char *p, size_t n);
+int outbound_finish(struct gw_conn *c, struct buf *out, struct verdict *v_r);
+void outbound_clear(struct gw_conn *c);
+/* 1 if the authenticated user may send with From domain (auth.c). */
+int gw_auth_may_send_as(struct gateway *gw, const char *user,
+    const char *domain);
+
 /* daemon.c */
 int daemon_serve(const char *config_path, int foreground_debug);
 /* The resolver as [dns] configures it (also for the check command). */
@@ -154,5 +179,8 @@ int dkimcmd_main(int argc, char **argv);
 
 /* quarantine.c: `mxgate quarantine list|show|release|delete ...` */
 int quarantine_main(int argc, char **argv);
+
+/* usercmd.c: `mxgate user add|delete|list ...` */
+int usercmd_main(int argc, char **argv);
 
 #endif

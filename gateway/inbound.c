@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "auth/authres.h"
 #include "gateway/gateway.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "smtp/address.h"
 #include "smtp/tls.h"
 
 #define SPF_UNCHECKED ((enum spf_result)-1)
@@ -136,7 +138,9 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 	c->spf_header = NULL;
 	free(c->spf_sender);
 	c->spf_sender = strdup(a->path);	/* MAIL is pending: not the session's yet */
-	if (!cfg->spf_mailfrom || c->gw->resolver == NULL) {
+	/* an authenticated user's mail is outbound: nothing to check */
+	if (!cfg->spf_mailfrom || c->gw->resolver == NULL ||
+	    smtp_session_auth_user(s) != NULL) {
 		smtp_session_accept(s);
 		return;
 	}
@@ -160,7 +164,12 @@ inbound_rcpt(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 		smtp_session_accept(s);
 		return;
 	}
-	/* Never an open relay. */
+	/* Relay clients and authenticated users send anywhere (outbound.c);
+	 * nobody else: never an open relay. */
+	if (outbound_may_relay(c)) {
+		smtp_session_accept(s);
+		return;
+	}
 	log_info("session=%s client=%s from=<%s> to=<%s> relay refused",
 	    smtp_session_id(s), c->ip, log_safe(smtp_session_sender(s)),
 	    log_safe(a->path));
@@ -235,8 +244,15 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
 		return;
 	}
-	/* RFC 7208 9.1: Received-SPF above the Received field it goes with */
-	if (c->spf_header)
+	if (outbound_data_start(c) == -1) {
+		spool_msg_abort(c->msg);
+		c->msg = NULL;
+		smtp_session_reply(s, 451, "4.3.0 Local error: out of memory");
+		return;
+	}
+	/* RFC 7208 9.1: Received-SPF above the Received field it goes with
+	 * (not on our own outbound mail) */
+	if (c->spf_header && !c->outbound)
 		buf_appendf(&b, "%s\r\n", c->spf_header);
 	if (inbound_received(c, &b) == -1 ||
 	    spool_msg_write(c->msg, b.data, b.len) == -1) {
@@ -260,11 +276,36 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		struct dkim_verify_params vp;
 
 		memset(&vp, 0, sizeof(vp));
-		c->dkim = dkim_verify_new(&vp);	/* NULL: no verification */
+		if (!c->outbound)	/* our own mail: signed, not verified */
+			c->dkim = dkim_verify_new(&vp);	/* NULL: no verification */
 	}
 	smtp_session_accept(s);
 }
 
+
+/* An Authentication-Results field with our authserv-id, also when its
+ * name is spelt "Authentication-Results :" or folded away from the colon
+ * (a reader may take either for the real thing). */
+static int
+inbound_authres_forged(const struct gw_conn *c, const struct msg_field *f)
+{
+	static const char name[] = "Authentication-Results";
+	const char *fn, *v;
+	size_t fl, vl;
+	struct buf b = { 0 };
+	int r;
+
+	if (!addr_field_name(f->raw, f->raw_len, &fn, &fl, &v, &vl) ||
+	    fl != sizeof(name) - 1 || strncasecmp(fn, name, fl) != 0)
+		return 0;
+	if (buf_appendf(&b, "%s:", name) == -1 || buf_append(&b, v, vl) == -1) {
+		buf_free(&b);
+		return 1;	/* cannot tell: not ours to pass on */
+	}
+	r = authres_is_ours(b.data, b.len, c->gw->cfg->hostname);
+	buf_free(&b);
+	return r;
+}
 
 /*
  * The header section passes a filter on its way to the spool: an
@@ -283,7 +324,7 @@ inbound_hdr_field(const struct msg_field *f, void *arg)
 			c->hdr_err = 1;
 		return r == -1 ? -1 : 0;
 	}
-	if (authres_is_ours(f->raw, f->raw_len, c->gw->cfg->hostname)) {
+	if (inbound_authres_forged(c, f)) {
 		log_info("session=%s id=%s removed a forged Authentication-Results "
 		    "field claiming authserv-id %s", smtp_session_id(c->s), c->id,
 		    c->gw->cfg->hostname);
@@ -412,6 +453,7 @@ inbound_content_clear(struct gw_conn *c)
 	c->dkim = NULL;
 	c->data_ended = 0;
 	inbound_dmarc_clear(c);
+	outbound_clear(c);
 }
 
 static int
@@ -425,6 +467,7 @@ inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 		dkim_verify_feed(c->dkim, p, n);	/* errors end up in results */
 		inbound_dkim_ask(c);
 	}
+	outbound_feed(c, p, n);
 	if (msg_parser_feed(c->hdr, p, n) == -1) {
 		/* a write error, or a header section past its bounds */
 		if (!c->hdr_err)
@@ -448,7 +491,8 @@ inbound_authres(struct gw_conn *c, const struct gw_outcome *o,
 	const char *sender = c->s ? smtp_session_sender(c->s) : "";
 	size_t i;
 
-	if (c->dkim == NULL && c->mail_spf == SPF_UNCHECKED && o->dmarc == NULL)
+	if ((c->dkim == NULL && c->mail_spf == SPF_UNCHECKED && o->dmarc == NULL) ||
+	    c->outbound)
 		return 0;
 	authres_begin(&ar, c->gw->cfg->hostname);
 	if (o->recovered) {
@@ -522,6 +566,10 @@ inbound_log_summary(struct gw_conn *c, const struct envelope *env,
 		buf_appendf(&dm, " dmarc_reason=%s", log_safe(d->reason));
 	} else
 		buf_appends(&dm, " dmarc=-");
+	if (c->outbound)
+		buf_appendf(&dm, " direction=outbound auth=%s dkim_sign=%s",
+		    log_safe(smtp_session_auth_user(s) ? smtp_session_auth_user(s) : "-"),
+		    log_safe(c->sign_note ? c->sign_note : "-"));
 	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
 	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s%s status=%s",
 	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
@@ -539,6 +587,11 @@ inbound_data_end(struct smtp_session *s, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
 
+	/* The last header field of a message without a body is complete
+	 * only now: DMARC must see it (a second From there would be a
+	 * hidden second author). */
+	if (inbound_hdr_finish(c) == -1)
+		c->hdr_err = 1;
 	if (c->dkim) {
 		dkim_verify_end(c->dkim);
 		inbound_dkim_ask(c);
@@ -577,6 +630,8 @@ inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 	struct spool_msg *m = c->msg;
 	struct buf dk = { 0 }, pre = { 0 };
 	const struct verdict *v = o->verdict;
+	struct gw_outcome oo;
+	struct verdict ov;
 	int held = v && v->action == VERDICT_HOLD;
 	size_t i;
 
@@ -584,6 +639,12 @@ inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 	if (m == NULL || inbound_hdr_finish(c) == -1) {
 		c->msg = NULL;
 		goto fail;
+	}
+	/* outbound: signed after our own changes, before the commit */
+	if (c->outbound && outbound_finish(c, &pre, &ov) == -1) {
+		oo = *o;
+		oo.verdict = v = &ov;
+		o = &oo;
 	}
 	if (inbound_authres(c, o, &pre, &dk) == -1 ||
 	    inbound_dmarc_stamps(c, o, &pre) == -1)
@@ -675,6 +736,7 @@ const struct smtp_hooks inbound_hooks = {
 	.on_data_start = inbound_data_start,
 	.on_data_chunk = inbound_data_chunk,
 	.on_data_end = inbound_data_end,
+	.on_auth = gw_auth_hook,
 	.on_txn_end = inbound_txn_end,
 	.on_close = inbound_close,
 };

@@ -23,31 +23,52 @@
 #define FROM_MAX (64 * 1024)		/* a From value past this is unparseable */
 #define RECEIVED_MAX (8 * 1024)
 
+/* The field's name as a reader may take it: "Name :" and a name folded
+ * away from its colon count (a forged stamp must not slip through as a
+ * line the strict parser found no name in). */
+static int
+field_name(const struct msg_field *f, const char **name_r, size_t *n_r)
+{
+	const char *v;
+	size_t vn;
+
+	return addr_field_name(f->raw, f->raw_len, name_r, n_r, &v, &vn);
+}
+
 static int
 field_is(const struct msg_field *f, const char *name)
 {
-	size_t n = strlen(name);
+	const char *fn;
+	size_t fl, n = strlen(name);
 
-	return f->name_len == n && strncasecmp(f->name, name, n) == 0;
+	return field_name(f, &fn, &fl) && fl == n && strncasecmp(fn, name, n) == 0;
 }
 
 static int
 field_has_prefix(const struct msg_field *f, const char *prefix)
 {
-	size_t n = strlen(prefix);
+	const char *fn;
+	size_t fl, n = strlen(prefix);
 
-	return f->name_len >= n && strncasecmp(f->name, prefix, n) == 0;
+	return field_name(f, &fn, &fl) && fl >= n &&
+	    strncasecmp(fn, prefix, n) == 0;
 }
 
 static char *
 field_value_dup(const struct msg_field *f, size_t max, size_t *len_r)
 {
-	size_t n = f->value_len > max ? max : f->value_len;
-	char *v = malloc(n + 1);
+	const char *fn, *fv;
+	size_t fl, fvl, n;
+	char *v;
 
-	if (v == NULL)
+	if (!addr_field_name(f->raw, f->raw_len, &fn, &fl, &fv, &fvl)) {
+		fv = f->value;
+		fvl = f->value_len;
+	}
+	n = fvl > max ? max : fvl;
+	if ((v = malloc(n + 1)) == NULL)
 		return NULL;
-	memcpy(v, f->value, n);
+	memcpy(v, fv, n);
 	v[n] = '\0';
 	*len_r = n;
 	return v;
@@ -60,7 +81,8 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	const char *v;
 	size_t vlen;
 
-	if (!cfg->dmarc_verify)
+	/* outbound mail needs its From too: it picks the signing keys */
+	if (!cfg->dmarc_verify && !c->outbound)
 		return 0;
 	if (addr_field_is_from(f->raw, f->raw_len, &v, &vlen)) {
 		/* RFC 9989 4.4: one From field, read as a client shows it */
@@ -78,6 +100,8 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 		}
 		return 0;
 	}
+	if (c->outbound)
+		return 0;
 	if (field_is(f, "Received")) {
 		if (cfg->hybrid_recover &&
 		    cidr_list_match(&cfg->trusted_relays, c->ip)) {
@@ -102,8 +126,12 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	if ((cfg->verdict_header[0] && field_is(f, cfg->verdict_header)) ||
 	    (cfg->exchange_scl >= 0 &&
 	    field_has_prefix(f, "X-MS-Exchange-Organization-"))) {
+		const char *fn;
+		size_t fl;
+
+		field_name(f, &fn, &fl);	/* ftext: safe in a log line */
 		log_info("session=%s id=%s removed an incoming %.*s field",
-		    smtp_session_id(c->s), c->id, (int)f->name_len, f->name);
+		    smtp_session_id(c->s), c->id, (int)fl, fn);
 		return 1;
 	}
 	/* Subject waits for the verdict: it may get the prefix. It then
@@ -211,6 +239,15 @@ inbound_dmarc_spf(struct gw_conn *c, struct dmarc_params *p)
 	enum spf_result r = c->recovered ? c->rec_spf :
 	    *sender ? c->mail_spf : c->helo_spf;
 
+	/* Hybrid skip: SPF was checked against the relay, which says
+	 * nothing about the sender (its address may well be in the
+	 * sender domain's SPF record): only DKIM can align. */
+	if (c->via_relay && !c->recovered)
+		return;
+	/* RFC 7208 2.4: for the null sender the MAIL FROM check was the
+	 * HELO identity too */
+	if (r == SPF_UNCHECKED && !c->recovered && *sender == '\0')
+		r = c->mail_spf;
 	if (r == SPF_UNCHECKED)
 		return;
 	p->spf_result = r;
@@ -333,7 +370,9 @@ inbound_dmarc_start(struct gw_conn *c)
 	const struct config *cfg = c->gw->cfg;
 	struct gw_outcome go;
 
-	if (!cfg->dmarc_verify || c->gw->resolver == NULL) {
+	/* nothing to judge when the content could not be stored */
+	if (!cfg->dmarc_verify || c->gw->resolver == NULL || c->msg == NULL ||
+	    c->hdr_err || c->outbound) {
 		memset(&go, 0, sizeof(go));
 		inbound_commit(c, &go);
 		return;
@@ -349,10 +388,13 @@ static int
 inbound_prefix_subject(const char *raw, size_t len, const char *prefix,
     struct buf *out)
 {
-	size_t i = 8;	/* "Subject:" */
+	const char *colon = memchr(raw, ':', len);
+	size_t i;
 
-	if (len < i || raw[i - 1] != ':')
+	/* after the colon, also of "Subject :" and a folded name */
+	if (colon == NULL)
 		return buf_append(out, raw, len);
+	i = (size_t)(colon - raw) + 1;
 	buf_append(out, raw, i);
 	buf_appendf(out, " %s", prefix);
 	if (i < len && raw[i] != ' ' && raw[i] != '\t')

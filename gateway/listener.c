@@ -49,8 +49,10 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct gateway *gw = arg;
+	enum config_profile profile = PROFILE_INBOUND;
 	struct gw_conn *c;
 	char ip[64];
+	size_t i;
 
 	if (getnameinfo(sa, (socklen_t)salen, ip, sizeof(ip), NULL, 0,
 	    NI_NUMERICHOST) != 0)
@@ -73,8 +75,13 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	c->gw = gw;
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	/* Listeners are opened in configuration order, and a reload cannot
+	 * change them (daemon.c). */
+	for (i = 0; i < gw->nlisteners; i++)
+		if (gw->listeners[i] == l)
+			profile = gw->cfg->listeners[i].profile;
 	c->s = smtp_session_new(gw->base, fd, sa, (socklen_t)salen,
-	    &gw->server_cfg, &inbound_hooks, gw);
+	    &gw->profile_cfg[profile], &inbound_hooks, gw);
 	if (c->s == NULL) {
 		free(c);
 		return;
@@ -185,10 +192,34 @@ listener_open_all(struct gateway *gw)
 		}
 		evconnlistener_set_error_cb(l, listener_error_cb);
 		gw->listeners[gw->nlisteners++] = l;
-		log_info("listener %s: listening on %s port %d profile=inbound",
-		    cl->name, cl->address, cl->port);
+		log_info("listener %s: listening on %s port %d profile=%s",
+		    cl->name, cl->address, cl->port,
+		    cl->profile == PROFILE_SUBMISSION ? "submission" :
+		    cl->profile == PROFILE_SUBMISSIONS ? "submissions" : "inbound");
 	}
 	return 0;
+}
+
+/*
+ * What each profile offers. inbound: the MX (STARTTLS when configured, no
+ * AUTH). submission (RFC 6409): STARTTLS, then AUTH, required before MAIL.
+ * submissions (RFC 8314 3.3): the same, TLS from the first octet.
+ */
+void
+listener_fill_profiles(struct gateway *gw)
+{
+	struct smtp_server_config *p = gw->profile_cfg;
+	int users = gw->cfg->users_file != NULL && *gw->cfg->users_file;
+
+	p[PROFILE_INBOUND] = gw->server_cfg;
+	p[PROFILE_INBOUND].implicit_tls = 0;
+	p[PROFILE_INBOUND].auth = 0;
+	p[PROFILE_INBOUND].auth_required = 0;
+	p[PROFILE_SUBMISSION] = p[PROFILE_INBOUND];
+	p[PROFILE_SUBMISSION].auth = users;
+	p[PROFILE_SUBMISSION].auth_required = 1;
+	p[PROFILE_SUBMISSIONS] = p[PROFILE_SUBMISSION];
+	p[PROFILE_SUBMISSIONS].implicit_tls = 1;
 }
 
 void

@@ -217,9 +217,15 @@ verdict_decide(const struct verdict_config *cfg, const struct verdict_input *in,
 		return;
 	}
 	/* A DNS failure on an identifier that might have aligned: the
-	 * failure is not certain, so neither is the disposition. */
-	if (o->uncertain && cfg->temperror_defer) {
-		verdict_defer(v, o->author_domain, "SPF or DKIM temperror");
+	 * failure is not certain, so neither is the disposition. Deferred,
+	 * or with temperror = accept delivered: a DNS failure never turns
+	 * into a rejection. */
+	if (o->uncertain) {
+		if (cfg->temperror_defer)
+			verdict_defer(v, o->author_domain, "SPF or DKIM temperror");
+		else
+			snprintf(v->why, sizeof(v->why), "dmarc fail uncertain "
+			    "(SPF or DKIM temperror), accepted");
 		return;
 	}
 	verdict_enforce(cfg, o, v);

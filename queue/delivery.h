@@ -2,13 +2,28 @@
  * queue/delivery: one delivery attempt of one queued message: its pending
  * recipients grouped by route, each group handed to the route's hosts in
  * preference order through smtp/client, with connections kept for a while
- * and reused for the next message to the same route.
+ * and reused for the next message to the same destination (address, port,
+ * TLS policy and host name).
+ *
+ * A recipient domain without a route (route_for gives NULL), or whose
+ * route has `mx` set, is delivered by MX lookup (queue/mxlookup, through
+ * params.resolver, to port params.mx_port): one group per domain, hosts in
+ * MX order, TLS per the route (opportunistic without one). A null MX,
+ * NXDOMAIN or a domain with no address fails its recipients at once (5xx);
+ * a DNS failure leaves them pending. The next host is tried when a
+ * connection cannot be made or set up (refused, timeout, 4xx/5xx greeting,
+ * STARTTLS required but missing, certificate not verified: RFC 5321 5.1);
+ * a reply inside the transaction is the outcome.
+ *
+ * At most params.dest_concurrency connections to one address and port are
+ * in use at once; an attempt that would open another waits for one.
  *
  * Outcome per recipient, written into the envelope given to delivery_run:
  * 2xx → ENV_DELIVERED, 5xx → ENV_FAILED, anything else (4xx, no reply,
- * connection failures on every host, no route) stays ENV_PENDING. Each
+ * connection failures on every host, DNS failures) stays ENV_PENDING. Each
  * touched recipient's `last` holds the reply or the reason. One log line
- * per recipient and attempt.
+ * per recipient and attempt, with relay=, status=, tls= (version or none)
+ * and verified= (yes: certificate chain and host name checked out).
  *
  * Asynchronous: delivery_run returns at once; done_cb fires once when the
  * attempt is over (never from inside delivery_run).
@@ -25,11 +40,14 @@
 
 struct event_base;
 struct delivery_ctx;
+struct dns_resolver;
 
 struct delivery_host {
 	const char *spec;		/* "127.0.0.1:2526" for logs */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
+	const char *name;		/* host name (or IP literal) the
+					 * certificate is checked for; NULL */
 };
 
 struct delivery_route {
@@ -37,9 +55,11 @@ struct delivery_route {
 	const struct delivery_host *hosts;	/* in preference order */
 	size_t nhosts;
 	enum smtp_client_tls tls;
+	int mx;				/* hosts by MX lookup (hosts unused) */
 };
 
-/* Route for a recipient domain, or NULL. Borrowed, stable while used. */
+/* Route for a recipient domain, or NULL (delivery by MX lookup).
+ * Borrowed, stable while used. */
 typedef const struct delivery_route *(*delivery_route_fn)(const char *domain,
     void *arg);
 
@@ -52,6 +72,11 @@ struct delivery_params {
 	int idle_timeout;		/* keep an idle connection this long */
 	delivery_route_fn route_for;
 	void *route_arg;
+	struct dns_resolver *resolver;	/* for MX lookups; NULL: they fail
+					 * temporarily */
+	int mx_port;			/* port of MX hosts; 0 = 25 */
+	int dest_concurrency;		/* connections in use per destination
+					 * address and port; 0 = 10 */
 };
 
 typedef void (*delivery_done_cb)(struct envelope *env, void *arg);

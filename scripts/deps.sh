@@ -5,7 +5,7 @@
 set -eu
 mode=${1:-build}
 
-build_pkgs="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev publicsuffix libinih-dev openssl python3"
+build_pkgs="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev publicsuffix libinih-dev libcrypt-dev openssl python3"
 test_pkgs="libcmocka-dev libyaml-dev clang libclang-rt-14-dev python3-pytest python3-spf python3-dnspython python3-dkim python3-nacl python3-cryptography opendkim-tools libmail-dmarc-perl swaks procps iproute2"
 
 case "$mode" in

@@ -683,27 +683,50 @@ addr_from_parse(const char *value, size_t len, int utf8, char *local_r,
 	return st;
 }
 
-/* RFC 5322 3.6.2 From; obs-optional (4.5.3 / 4.1) allows white space
- * before the colon, and clients differ on folded names: count them all. */
+/*
+ * RFC 5322 3.6.8 field name; obs-optional (4.5.8) allows white space
+ * before the colon, and clients differ on folded names ("Name\r\n :"):
+ * the name is what precedes the first colon, without the white space and
+ * line breaks before it, when that is ftext.
+ */
 int
-addr_field_is_from(const char *raw, size_t len, const char **value_r,
-    size_t *vlen_r)
+addr_field_name(const char *raw, size_t len, const char **name_r,
+    size_t *nlen_r, const char **value_r, size_t *vlen_r)
 {
-	size_t i = 4;
+	const char *colon = memchr(raw, ':', len);
+	size_t n, i;
 
-	if (len < 5 || strncasecmp(raw, "from", 4) != 0)
+	if (colon == NULL)
 		return 0;
-	while (i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' ||
-	    raw[i] == '\n'))
-		i++;
-	if (i >= len || raw[i] != ':')
+	n = (size_t)(colon - raw);
+	while (n > 0 && (raw[n - 1] == ' ' || raw[n - 1] == '\t' ||
+	    raw[n - 1] == '\r' || raw[n - 1] == '\n'))
+		n--;
+	if (n == 0)
 		return 0;
-	i++;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)raw[i] < 33 || (unsigned char)raw[i] > 126)
+			return 0;
+	i = (size_t)(colon - raw) + 1;
 	if (len >= 2 && raw[len - 2] == '\r' && raw[len - 1] == '\n')
 		len -= 2;
 	if (i > len)
 		i = len;
+	*name_r = raw;
+	*nlen_r = n;
 	*value_r = raw + i;
 	*vlen_r = len - i;
 	return 1;
+}
+
+/* RFC 5322 3.6.2 From, by any reading of its name (addr_field_name). */
+int
+addr_field_is_from(const char *raw, size_t len, const char **value_r,
+    size_t *vlen_r)
+{
+	const char *name;
+	size_t n;
+
+	return addr_field_name(raw, len, &name, &n, value_r, vlen_r) &&
+	    n == 4 && strncasecmp(name, "from", 4) == 0;
 }

@@ -62,4 +62,15 @@ enum addr_from_status addr_from_parse(const char *value, size_t len,
 int addr_field_is_from(const char *raw, size_t len, const char **value_r,
     size_t *vlen_r);
 
+/*
+ * The name of a raw header field by the same reading: the text before
+ * the first colon without the white space and line breaks before it
+ * ("X-Name :", "X-Name\r\n :"), when that is a field name (RFC 5322
+ * 3.6.8 ftext). 1 with *name_r[*nlen_r] (not NUL-terminated) and the
+ * value as for addr_field_is_from; 0 otherwise. For fields that must be
+ * recognised however a reader spells them (our own stamps).
+ */
+int addr_field_name(const char *raw, size_t len, const char **name_r,
+    size_t *nlen_r, const char **value_r, size_t *vlen_r);
+
 #endif

@@ -24,6 +24,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "lib/log.h"
 #include "smtp/tls.h"
@@ -124,6 +125,7 @@ struct smtp_client {
 	unsigned long long size_max;	/* RFC 1870 limit, 0: none */
 	unsigned long long new_size_max;
 	int		 tls_active;
+	int		 tls_verified;	/* chain and name checked out */
 	int		 in_cb;		/* depth of caller callbacks */
 	int		 freed;		/* freed from inside a callback */
 	int		 defer_ready;	/* deferred ready_cb(0, err) */
@@ -138,6 +140,7 @@ struct smtp_client {
 	char		 err[512];
 	char		 peer[80];
 	char		 tls_info[128];
+	char		 tls_version[16];
 };
 
 static void client_read_cb(struct bufferevent *, void *);
@@ -149,6 +152,12 @@ static void client_cmd(struct smtp_client *, const char *, ...)
 	__attribute__((format(printf, 2, 3)));
 static void client_reply_local(struct smtp_client_reply *, int,
     const char *, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+client_tls_required(const struct smtp_client *c)
+{
+	return c->tls == SMTP_TLS_REQUIRED || c->tls == SMTP_TLS_VERIFY;
+}
 
 static void
 client_enter(struct smtp_client *c, enum client_state state)
@@ -429,10 +438,31 @@ client_starttls(struct smtp_client *c)
 		return client_fail(c, "STARTTLS: data after the 220 reply");
 	if ((ssl = SSL_new(c->ssl_ctx)) == NULL)
 		return client_fail(c, "STARTTLS: SSL_new failed");
-	/* RFC 6066 3: SNI carries host names only, never literals. */
-	if (sni != NULL && *sni != '\0' && inet_pton(AF_INET, sni, a) != 1 &&
-	    inet_pton(AF_INET6, sni, a) != 1)
+	if (sni != NULL && *sni != '\0' && (inet_pton(AF_INET, sni, a) == 1 ||
+	    inet_pton(AF_INET6, sni, a) == 1)) {
+		/* RFC 6066 3: SNI carries host names only, never literals;
+		 * a literal is checked against iPAddress SANs. */
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni) != 1) {
+			SSL_free(ssl);
+			return client_fail(c, "STARTTLS: cannot set the address "
+			    "to verify");
+		}
+	} else if (sni != NULL && *sni != '\0') {
 		SSL_set_tlsext_host_name(ssl, sni);
+		/* RFC 6125 6.4: the reference identity is the name we looked
+		 * up (the MX host, or the route's host); no partial
+		 * wildcards. */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set1_host(ssl, sni) != 1) {
+			SSL_free(ssl);
+			return client_fail(c, "STARTTLS: cannot set the host "
+			    "name to verify");
+		}
+	}
+	/* The handshake fails on a bad certificate only in VERIFY mode;
+	 * otherwise the result is only recorded (verified=no). */
+	if (c->tls == SMTP_TLS_VERIFY)
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	fbev = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -468,7 +498,12 @@ client_after_hello(struct smtp_client *c)
 		why = "STARTTLS required but no TLS client context";
 	else if (!(c->caps & CAP_STARTTLS))
 		why = "STARTTLS required but not offered";
-	if (why != NULL && c->tls == SMTP_TLS_REQUIRED)
+	else if (c->tls == SMTP_TLS_VERIFY &&
+	    (c->servername == NULL || *c->servername == '\0'))
+		why = "TLS verification required but no host name to verify";
+	/* Never in clear when TLS is required (RFC 3207 4.1 leaves it to
+	 * the client's policy; ours is the route's tls setting). */
+	if (why != NULL && client_tls_required(c))
 		return client_fail(c, "%s", why);
 	if (why != NULL)
 		return client_ready(c);
@@ -812,7 +847,7 @@ client_dispatch(struct smtp_client *c)
 	case CLIENT_STARTTLS:
 		if (r->code == 220)
 			return client_starttls(c);
-		if (c->tls == SMTP_TLS_REQUIRED || r->code == 421)
+		if (client_tls_required(c) || r->code == 421)
 			return client_fail(c, "STARTTLS: %s", r->text);
 		return client_ready(c);
 	case CLIENT_MAIL:
@@ -881,8 +916,15 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		c->tls_active = 1;
 		tls_describe(c->ssl, c->tls_info, sizeof(c->tls_info));
-		log_debug("smtp client peer=%s tls=%s", c->peer,
-		    log_safe(c->tls_info));
+		snprintf(c->tls_version, sizeof(c->tls_version), "%s",
+		    tls_version(c->ssl));
+		/* Names were set only when there was one to check. */
+		c->tls_verified = c->servername != NULL &&
+		    *c->servername != '\0' &&
+		    SSL_get0_peer_certificate(c->ssl) != NULL &&
+		    SSL_get_verify_result(c->ssl) == X509_V_OK;
+		log_debug("smtp client peer=%s tls=%s verified=%s", c->peer,
+		    log_safe(c->tls_info), c->tls_verified ? "yes" : "no");
 		/* RFC 3207 4.2: forget all we learned before TLS. */
 		c->caps = 0;
 		client_send_ehlo(c);
@@ -895,10 +937,17 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		    evutil_socket_error_to_string(saved) : "failed");
 	else if ((what & BEV_EVENT_ERROR) && c->ssl != NULL &&
 	    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		long vr = SSL_get_verify_result(c->ssl);
+
 		ERR_error_string_n(e, reason, sizeof(reason));
 		while (bufferevent_get_openssl_error(c->bev) != 0)
 			;
-		client_fail(c, "TLS error %s: %s", where, reason);
+		if (c->tls == SMTP_TLS_VERIFY && vr != X509_V_OK)
+			client_fail(c, "TLS error %s: %s (certificate for %s: %s)",
+			    where, reason, c->servername ? c->servername : "?",
+			    X509_verify_cert_error_string(vr));
+		else
+			client_fail(c, "TLS error %s: %s", where, reason);
 	} else if ((what & BEV_EVENT_ERROR) && saved != 0)
 		client_fail(c, "lost connection %s (%s)", where,
 		    evutil_socket_error_to_string(saved));
@@ -1107,4 +1156,40 @@ const char *
 smtp_client_tls_info(const struct smtp_client *c)
 {
 	return c->tls_info;
+}
+
+const char *
+smtp_client_tls_version(const struct smtp_client *c)
+{
+	return c->tls_active && c->tls_version[0] != '\0' ? c->tls_version :
+	    "none";
+}
+
+int
+smtp_client_tls_verified(const struct smtp_client *c)
+{
+	return c->tls_active && c->tls_verified;
+}
+
+int
+smtp_client_ctx_trust(SSL_CTX *ctx, const char *ca_file, char *err,
+    size_t errlen)
+{
+	unsigned long e;
+	const char *why;
+
+	/* A missing system store is not an error: ca_file may be all. */
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		ERR_clear_error();
+	if (ca_file == NULL || *ca_file == '\0')
+		return 0;
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		e = ERR_get_error();
+		why = e ? ERR_reason_error_string(e) : NULL;
+		snprintf(err, errlen, "%s: cannot load CA certificates: %s",
+		    ca_file, why ? why : "unknown error");
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
 }

@@ -39,13 +39,20 @@ enum smtp_client_tls {
 	SMTP_TLS_NONE,		/* never STARTTLS */
 	SMTP_TLS_OPPORTUNISTIC,	/* STARTTLS when offered; fall back to plain if not offered */
 	SMTP_TLS_REQUIRED,	/* no STARTTLS offered or handshake fails → connection fails */
+	SMTP_TLS_VERIFY,	/* as REQUIRED, and the certificate chain must
+				 * verify against the context's trust store and
+				 * name servername (RFC 6125; an IP literal
+				 * servername must be in an iPAddress SAN) */
 };
 
 struct smtp_client_config {
 	const char *helo;		/* our EHLO name; copied */
 	enum smtp_client_tls tls;
 	SSL_CTX *ssl_ctx;		/* client context, borrowed; NULL means no TLS */
-	const char *servername;		/* SNI or NULL; copied */
+	const char *servername;		/* the host name we meant to reach: SNI
+					 * (not for IP literals) and the name
+					 * the certificate is checked for;
+					 * NULL = none (VERIFY then fails) */
 	int connect_timeout;		/* seconds, TCP connect + greeting */
 	int command_timeout;		/* seconds to wait for each reply */
 	int data_timeout;		/* seconds for the reply to end of data */
@@ -112,5 +119,20 @@ void smtp_client_free(struct smtp_client *c);
 const char *smtp_client_peer(const struct smtp_client *c);
 /* tls_describe() of the connection, or "" without TLS. */
 const char *smtp_client_tls_info(const struct smtp_client *c);
+/* "TLSv1.3", or "none" without TLS. */
+const char *smtp_client_tls_version(const struct smtp_client *c);
+/* 1 when TLS is on and the peer's certificate verified for servername
+ * (checked in every mode; only VERIFY refuses a connection for it). */
+int smtp_client_tls_verified(const struct smtp_client *c);
+
+/*
+ * Give a client context the certificates to verify peers with: the
+ * system's default store, and ca_file (PEM, may be NULL or "") as well.
+ * The context keeps SSL_VERIFY_NONE: each connection in VERIFY mode asks
+ * for verification itself. -1 with err filled when ca_file cannot be
+ * loaded. Call before the context is shared.
+ */
+int smtp_client_ctx_trust(SSL_CTX *ctx, const char *ca_file, char *err,
+    size_t errlen);
 
 #endif

@@ -20,6 +20,7 @@
 #include "lib/log.h"
 #include "smtp/command.h"
 #include "smtp/datastream.h"
+#include "smtp/sasl.h"
 #include "smtp/tls.h"
 
 static const char *const smtp_state_names[] = {
@@ -156,6 +157,12 @@ session_apply(struct smtp_session *s, enum smtp_pending p, int ok)
 			smtp_session_enter(s, STATE_DATA);
 		}
 		break;
+	case P_AUTH:
+		/* RFC 4954 4: authenticated until the session ends */
+		if (ok && (s->auth_user = strdup(s->auth_name)) == NULL)
+			s->closing_after_reply = 1;
+		explicit_bzero(s->auth_name, sizeof(s->auth_name));
+		break;
 	case P_BDAT:
 	case P_DATA_END:
 	case P_NONE:
@@ -252,6 +259,9 @@ smtp_session_accept(struct smtp_session *s)
 		log_error("session=%s on_data_end accepted without a reply", s->id);
 		session_decided(s, 451, "4.3.0 Internal error");
 		break;
+	case P_AUTH:
+		session_decided(s, 235, "2.7.0 Authentication successful");
+		break;
 	case P_NONE:
 		break;
 	}
@@ -304,6 +314,13 @@ smtp_session_wait(struct smtp_session *s, enum smtp_pending p)
 		else
 			smtp_session_reply(s, 451, "4.3.0 No queue");
 		break;
+	case P_AUTH:
+		if (s->hooks->on_auth)
+			s->hooks->on_auth(s, s->auth_mech, s->auth_name,
+			    s->auth_pass, s->arg);
+		else
+			smtp_session_reply(s, 454, "4.7.0 Authentication not available");
+		break;
 	case P_NONE:
 		break;
 	}
@@ -340,6 +357,9 @@ session_ehlo_reply(struct smtp_session *s)
 	evbuffer_add_printf(out, "250-SIZE %zu\r\n", s->cfg->max_size);
 	if (s->cfg->ssl_ctx && !s->tls)
 		evbuffer_add_printf(out, "250-STARTTLS\r\n");
+	/* RFC 4954 4: mechanisms that send passwords, only under TLS */
+	if (s->cfg->auth && s->tls && s->hooks->on_auth)
+		evbuffer_add_printf(out, "250-AUTH PLAIN LOGIN\r\n");
 	evbuffer_add_printf(out, "250-ENHANCEDSTATUSCODES\r\n");
 	evbuffer_add_printf(out, "250-8BITMIME\r\n");
 	evbuffer_add_printf(out, "250-CHUNKING\r\n");
@@ -483,13 +503,16 @@ session_process(struct smtp_session *s)
 		}
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
-			if (avail > SMTP_LINE_MAX_PARAMS) {
-				char head[5];
+			char head[5] = { 0 };
 
+			evbuffer_copyout(in, head, sizeof(head));
+			/* RFC 4954 4: AUTH lines may reach 12288 octets */
+			if (avail > (s->auth_step != AUTH_IDLE ||
+			    (avail >= 5 && strncasecmp(head, "AUTH ", 5) == 0) ?
+			    (size_t)SASL_LINE_MAX : (size_t)SMTP_LINE_MAX_PARAMS)) {
 				/* Never read the excess as a new command. An
 				 * unreadable BDAT leaves the stream out of sync:
 				 * close (RFC 3030 2). */
-				evbuffer_copyout(in, head, sizeof(head));
 				if (strncasecmp(head, "BDAT ", 5) == 0) {
 					smtp_session_reply_now(s, 501,
 					    "5.5.4 Syntax: BDAT size [LAST]");
@@ -511,10 +534,22 @@ session_process(struct smtp_session *s)
 			eol.pos--;
 		if (s->skipping_line) {
 			s->skipping_line = 0;
-			smtp_session_reply_now(s, 500, "5.5.2 Error: command line too long "
-			    "(RFC 5321 4.5.3.1.4)");
-		} else
+			if (s->auth_step != AUTH_IDLE)
+				smtp_session_auth_overlong(s);
+			else
+				smtp_session_reply_now(s, 500, "5.5.2 Error: command "
+				    "line too long (RFC 5321 4.5.3.1.4)");
+		} else if (s->auth_step != AUTH_IDLE) {
+			if ((size_t)eol.pos + 2 > SASL_LINE_MAX)
+				smtp_session_auth_overlong(s);
+			else
+				smtp_session_auth_line(s, line, (size_t)eol.pos);
+			explicit_bzero(line, (size_t)eol.pos);
+		} else {
 			smtp_session_command(s, line, (size_t)eol.pos);
+			if (eol.pos >= 4 && strncasecmp(line, "AUTH", 4) == 0)
+				explicit_bzero(line, (size_t)eol.pos);
+		}
 		free(line);
 	}
 }
@@ -532,6 +567,8 @@ session_free(struct smtp_session *s)
 	if (s->ev_drain)
 		event_free(s->ev_drain);
 	event_free(s->ev_resume);
+	explicit_bzero(s->auth_pass, sizeof(s->auth_pass));
+	free(s->auth_user);
 	free(s->helo);
 	free(s->pending_line);
 	free(s);
@@ -587,7 +624,7 @@ session_resume_cb(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	if (s->greeting_due) {
+	if (s->greeting_due && s->state == STATE_CONNECTED) {
 		s->greeting_due = 0;
 		smtp_session_wait(s, P_GREETING);
 		if (s->pending != P_NONE)
@@ -709,10 +746,18 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	char tls[160];
 
 	if (what & BEV_EVENT_CONNECTED) {
-		/* STARTTLS handshake complete: RFC 3207 4.2, forget all
-		 * knowledge obtained before TLS, including the HELO. */
 		s->tls = 1;
 		tls_describe(bufferevent_openssl_get_ssl(s->bev), tls, sizeof(tls));
+		if (s->greeting_due) {
+			/* RFC 8314 3.3: implicit TLS is up; now the greeting. */
+			log_info("session=%s client=%s tls %s", s->id,
+			    s->client_ip, tls);
+			smtp_session_enter(s, STATE_CONNECTED);
+			session_resume_soon(s);
+			return;
+		}
+		/* STARTTLS handshake complete: RFC 3207 4.2, forget all
+		 * knowledge obtained before TLS, including the HELO. */
 		log_info("session=%s client=%s starttls %s", s->id, s->client_ip, tls);
 		free(s->helo);
 		s->helo = NULL;
@@ -762,6 +807,34 @@ smtp_session_setup_bev(struct smtp_session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
+/*
+ * RFC 8314 3.3: TLS from the first octet. The handshake is read under the
+ * command timeout (session_set_timeouts); a timeout or failure in
+ * STATE_TLS drops the connection without a reply.
+ */
+static int
+session_implicit_tls(struct smtp_session *s)
+{
+	struct bufferevent *tb;
+	SSL *ssl;
+
+	if (s->cfg->ssl_ctx == NULL || (ssl = SSL_new(s->cfg->ssl_ctx)) == NULL) {
+		log_error("session=%s client=%s implicit TLS without a TLS "
+		    "context", s->id, s->client_ip);
+		return -1;
+	}
+	tb = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	s->bev = tb;
+	smtp_session_setup_bev(s);
+	smtp_session_enter(s, STATE_TLS);
+	return 0;
+}
+
 struct smtp_session *
 smtp_session_new(struct event_base *base, int fd, const struct sockaddr *peer,
     socklen_t peerlen, const struct smtp_server_config *cfg,
@@ -799,10 +872,20 @@ smtp_session_new(struct event_base *base, int fd, const struct sockaddr *peer,
 		free(s);
 		return NULL;
 	}
-	smtp_session_setup_bev(s);
-	/* The greeting is decided from the loop, not inside this call. */
+	if (!cfg->implicit_tls)
+		smtp_session_setup_bev(s);
+	else if (session_implicit_tls(s) == -1) {
+		/* Not yet the caller's: no hooks (closes fd) */
+		bufferevent_free(s->bev);
+		event_free(s->ev_resume);
+		free(s);
+		return NULL;
+	}
+	/* The greeting is decided from the loop, not inside this call (with
+	 * implicit TLS: once the handshake is done, session_event_cb). */
 	s->greeting_due = 1;
-	session_resume_soon(s);
+	if (!cfg->implicit_tls)
+		session_resume_soon(s);
 	return s;
 }
 

@@ -49,6 +49,11 @@ struct smtp_server_config {
 	size_t max_rcpts;	/* RCPTs per transaction */
 	int command_timeout;	/* seconds */
 	int data_timeout;	/* seconds */
+	int implicit_tls;	/* RFC 8314 3.3: TLS from the first octet (465);
+				 * needs ssl_ctx; no STARTTLS offered then */
+	int auth;		/* offer AUTH PLAIN LOGIN (RFC 4954), and only
+				 * once TLS is active (RFC 4954 4; 8314) */
+	int auth_required;	/* MAIL before AUTH: 530 5.7.0 (RFC 4954 6) */
 };
 
 struct smtp_hooks {
@@ -62,6 +67,13 @@ struct smtp_hooks {
 	int (*on_data_chunk)(struct smtp_session *s, const char *p, size_t n,
 	    void *arg);
 	void (*on_data_end)(struct smtp_session *s, void *arg);
+	/* RFC 4954: AUTH PLAIN or LOGIN decoded to user and password
+	 * (NUL-free, each at most 255 octets; wiped after the hook returns,
+	 * so copy what is needed). A decision hook: answer with
+	 * smtp_session_auth_ok(s) (235 2.7.0) or smtp_session_reply(s, 535,
+	 * "5.7.8 ...") / 454 / 421, now or later. NULL: AUTH refused. */
+	void (*on_auth)(struct smtp_session *s, const char *mech,
+	    const char *user, const char *pass, void *arg);
 	void (*on_txn_end)(struct smtp_session *s, void *arg);
 	void (*on_close)(struct smtp_session *s, void *arg);
 };
@@ -100,6 +112,12 @@ const struct sockaddr *smtp_session_client_addr(const struct smtp_session *s);
 const char *smtp_session_helo(const struct smtp_session *s);	/* NULL before HELO */
 int smtp_session_esmtp(const struct smtp_session *s);		/* EHLO was used */
 SSL *smtp_session_ssl(const struct smtp_session *s);		/* NULL without TLS */
+/* Accept a pending on_auth: "235 2.7.0 Authentication successful", and
+ * the session is authenticated as that user until it ends (RFC 4954 4:
+ * AUTH once per session). */
+void smtp_session_auth_ok(struct smtp_session *s);
+/* The authenticated user, or NULL. */
+const char *smtp_session_auth_user(const struct smtp_session *s);
 
 /* Transaction facts (valid from MAIL until on_txn_end). */
 const char *smtp_session_sender(const struct smtp_session *s);	/* "" = null */

@@ -15,6 +15,7 @@
 
 #include "lib/log.h"
 #include "smtp/command.h"
+#include "smtp/sasl.h"
 #include "smtp/session_int.h"
 
 /* ---- commands: check (syntax and state), then decide ---- */
@@ -105,6 +106,11 @@ cmd_mail(struct smtp_session *s, struct smtp_command *c)
 	}
 	if (s->state != STATE_READY) {
 		smtp_session_reply_now(s, 503, "5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (s->cfg->auth_required && s->auth_user == NULL) {
+		/* RFC 4954 6 */
+		smtp_session_reply_now(s, 530, "5.7.0 Authentication required");
 		return;
 	}
 	if (session_copy_args(s, c->arg, "FROM", &err, &r) == -1) {
@@ -318,7 +324,7 @@ cmd_simple(struct smtp_session *s, struct smtp_command *c)
 		    "DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
 		break;
 	case SMTP_CMD_AUTH:
-		smtp_session_reply_now(s, 503, "5.5.1 Error: authentication not enabled");
+		smtp_session_cmd_auth(s, c->arg);
 		break;
 	case SMTP_CMD_HTTP:
 		log_warning("session=%s client=%s HTTP command in SMTP session",
@@ -387,12 +393,18 @@ smtp_session_command(struct smtp_session *s, char *line, size_t len)
 	}
 	limit = (c.verb == SMTP_CMD_MAIL || c.verb == SMTP_CMD_RCPT) ?
 	    SMTP_LINE_MAX_PARAMS : SMTP_LINE_MAX;
+	if (c.verb == SMTP_CMD_AUTH)
+		limit = SASL_LINE_MAX;	/* RFC 4954 4: initial responses */
 	if (len + 2 > limit) {
 		smtp_session_reply_now(s, 500, "5.5.2 Error: command line longer than "
 		    "%zu octets (RFC 5321 4.5.3.1.4)", limit);
 		return;
 	}
-	log_debug("session=%s command=%s", s->id, log_safe(line));
+	if (c.verb == SMTP_CMD_AUTH)	/* never the initial response */
+		log_debug("session=%s command=AUTH %s", s->id,
+		    log_safen(c.arg, strcspn(c.arg, " \t")));
+	else
+		log_debug("session=%s command=%s", s->id, log_safe(line));
 	if (s->state == STATE_BDAT_WAIT && c.verb != SMTP_CMD_BDAT &&
 	    c.verb != SMTP_CMD_RSET && c.verb != SMTP_CMD_QUIT &&
 	    c.verb != SMTP_CMD_NOOP) {

@@ -47,6 +47,15 @@ enum smtp_pending {
 	P_DATA,		/* DATA command: 354 or refusal */
 	P_BDAT,		/* first BDAT chunk of a transaction */
 	P_DATA_END,	/* end of content: 250 queued or refusal */
+	P_AUTH,		/* AUTH credentials: 235 or refusal */
+};
+
+/* Where an AUTH exchange stands (session_auth.c) */
+enum smtp_auth_step {
+	AUTH_IDLE,
+	AUTH_PLAIN,	/* "334 " sent, waiting for the PLAIN response */
+	AUTH_LOGIN_USER,	/* "334 VXNlcm5hbWU6" (Username:) sent */
+	AUTH_LOGIN_PASS,	/* "334 UGFzc3dvcmQ6" (Password:) sent */
 };
 
 struct smtp_session {
@@ -70,6 +79,13 @@ struct smtp_session {
 	int esmtp;
 	int tls;
 	char *helo;
+
+	/* AUTH (RFC 4954) */
+	enum smtp_auth_step auth_step;	/* a response line is awaited */
+	const char *auth_mech;		/* "PLAIN" or "LOGIN" */
+	char *auth_user;		/* authenticated as, or NULL */
+	char auth_name[256];		/* user name being checked */
+	char auth_pass[256];		/* password, wiped after on_auth */
 
 	/* transaction */
 	char *sender;
@@ -111,5 +127,13 @@ void smtp_session_setup_bev(struct smtp_session *s);
 
 /* session_cmd.c: one command line (without CRLF, len octets, writable) */
 void smtp_session_command(struct smtp_session *s, char *line, size_t len);
+
+/* session_auth.c: the AUTH command, and the response lines of its
+ * exchange (what session_process reads while auth_step != AUTH_IDLE). */
+void smtp_session_cmd_auth(struct smtp_session *s, char *arg);
+void smtp_session_auth_line(struct smtp_session *s, const char *line,
+    size_t len);
+/* An AUTH response line exceeded SASL_LINE_MAX: end the exchange. */
+void smtp_session_auth_overlong(struct smtp_session *s);
 
 #endif

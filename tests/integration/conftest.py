@@ -782,3 +782,39 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     _kill_leftovers()
+
+
+def opendkim_testmsg(workdir, zone_path, messages):
+    """Run OpenDKIM's opendkim-testmsg on each of messages ({name: bytes})
+    in a private mount+network namespace whose /etc/resolv.conf points at
+    tests/tools/dnsserver.py serving zone_path on that namespace's own
+    127.0.0.1:53 (opendkim-testmsg only uses the system resolver). Returns
+    the CompletedProcess; stdout has "NAME=EXIT" per message. Skips when
+    the tool, root or namespaces are not available."""
+    import shutil
+    testmsg = shutil.which("opendkim-testmsg") or "/usr/sbin/opendkim-testmsg"
+    if not os.path.exists(testmsg):
+        pytest.skip("opendkim-testmsg missing: apt-get install -y opendkim-tools")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private network namespace")
+    with open(os.path.join(workdir, "resolv.conf"), "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    runs = []
+    for name, content in messages.items():
+        with open(os.path.join(workdir, name + ".eml"), "wb") as f:
+            f.write(content.replace(b"\r\n", b"\n"))
+        runs.append("{t} < {w}/%s.eml; echo %s=$?; " % (name, name))
+    script = (
+        "ip link set lo up && mount --bind {w}/resolv.conf /etc/resolv.conf && "
+        "(%s {dns} --port 53 --zone {z} > {w}/dns53.out 2>&1 &) && "
+        "for i in 1 2 3 4 5 6 7 8 9 10; do grep -q LISTENING {w}/dns53.out && break; "
+        "sleep 0.2; done; " % PYTHON + "".join(runs) +
+        "pkill -f 'dnsserver.py --port 53 --zone {z}'; true"
+    ).format(w=workdir, dns=str(REPO / "tests" / "tools" / "dnsserver.py"),
+             z=zone_path, t=testmsg)
+    r = subprocess.run(["unshare", "--mount", "--net", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60)
+    first = next(iter(messages))
+    if first + "=" not in r.stdout:
+        pytest.skip("cannot make a private namespace here: %s" % r.stderr[-300:])
+    return r

@@ -336,6 +336,15 @@ def test_spf_aligned_pass_delivered(mx, gw):
     assert header(eml, "X-Mxgate-Verdict") == []
 
 
+def test_null_sender_aligns_with_helo_spf(mx, gw):
+    """RFC 9989 4.4.2 / RFC 7208 2.4: for the null sender the SPF identity
+    is the HELO name; the MAIL FROM check made it even with check_helo =
+    no (the gateway's setting here)."""
+    g = gw(zone(extra={"_dmarc.good.test": txt("v=DMARC1; p=reject")}))
+    _, dm = g.deliver(message(frm="bob@good.test"), mailfrom="", helo="good.test")
+    dm.check("pass", action="none", hfrom="good.test")
+
+
 def test_spf_pass_relaxed_subdomain_aligns(mx, gw):
     """MAIL FROM at a subdomain of the From domain aligns in relaxed mode
     (the default), not with aspf=s."""
@@ -486,6 +495,38 @@ def test_forged_stamps_removed_from_passing_mail(mx, gw):
     assert header(eml, "Subject") == ["fine"]
 
 
+# Our stamps spelt as a lenient reader still takes them: white space
+# before the colon, or the name folded away from its colon.
+FORGED_SPELLINGS = [
+    "X-Mxgate-Verdict : clean",
+    "X-Mxgate-Verdict\r\n : clean",
+    "X-MS-Exchange-Organization-SCL\r\n : -1",
+    "X-MS-Exchange-Organization-SCL\t: -1",
+    "Authentication-Results : %s; dmarc=pass header.from=good.test" % AUTHSERV,
+    "Authentication-Results\r\n : %s; dkim=pass" % AUTHSERV,
+]
+
+
+@pytest.mark.parametrize("forged", FORGED_SPELLINGS)
+def test_forged_stamps_removed_however_spelt(mx, gw, forged):
+    g = gw(zone(extra={"_dmarc.good.test": txt("v=DMARC1; p=quarantine")}),
+           {"quarantine": QCFG})
+    eml, dm = g.deliver(message(frm="bob@good.test", subject="fine", headers=[forged]),
+                        mailfrom="bob@good.test")
+    dm.check("pass", action="none", hfrom="good.test")
+    head = eml.split(b"\r\n\r\n", 1)[0]
+    assert forged.encode() not in head, head.decode("utf-8", "replace")
+    assert b"clean" not in head and b": -1" not in head, head.decode("utf-8", "replace")
+
+
+def test_subject_prefix_with_space_before_colon(mx, gw):
+    g = gw(zone("v=DMARC1; p=quarantine"), {"quarantine": QCFG})
+    msg = message(subject="hello there").replace(b"Subject: hello", b"Subject : hello")
+    eml, dm = g.deliver(msg)
+    dm.check("fail", action="quarantine")
+    assert header(eml, "Subject") == ["[SPAM] hello there"], header(eml, "Subject")
+
+
 @pytest.mark.parametrize("name", [None, "X-Gateway-Verdict"])
 def test_quarantine_tag_defaults_and_header_name(mx, gw, name):
     cfg = {"quarantine": {"verdict_header": name}} if name else None
@@ -581,6 +622,34 @@ def test_bad_from_accepted_as_permerror(mx, gw, case):
     g = gw(zone("v=DMARC1; p=reject"), {"dmarc": {"bad_from": "accept"}})
     _, dm = g.deliver(message(from_fields=BAD_FROM[case]))
     dm.check("permerror", hfrom=None)
+
+
+def headers_only(*lines):
+    """A message that is all header section: no blank line, no body (RFC
+    5322 3.5 allows it), so its last field ends with the content."""
+    return ("\r\n".join(["To: <user@example.test>", "Subject: no body",
+                         "Date: Tue, 01 Dec 2026 10:00:00 +0000"] + list(lines))
+            + "\r\n").encode()
+
+
+def test_hidden_last_from_without_body_rejected(mx, gw):
+    """A second From as the last line of a message without a body is
+    complete only at the end of the content: DMARC must count it (a
+    passing good.test From and, last, an unauthenticated bank one)."""
+    g = gw(zone(extra={"_dmarc.good.test": txt("v=DMARC1; p=reject"),
+                       "_dmarc.bank.test": txt("v=DMARC1; p=reject")}))
+    r = g.send(headers_only("From: <bob@good.test>", "From: <ceo@bank.test>"),
+               mailfrom="bob@good.test")
+    assert r.code == 550 and r.first.startswith("550 5.7.1"), r
+    assert "multiple From" in r.text, r
+    g.assert_nothing_delivered()
+
+
+def test_last_from_without_body_evaluated(mx, gw):
+    """The only From, last in a message without a body, is the author."""
+    g = gw(zone(extra={"_dmarc.good.test": txt("v=DMARC1; p=reject")}))
+    _, dm = g.deliver(headers_only("From: <bob@good.test>"), mailfrom="bob@good.test")
+    dm.check("pass", action="none", hfrom="good.test")
 
 
 # ---------------------------------------------------------------- overrides

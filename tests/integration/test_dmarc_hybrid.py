@@ -30,6 +30,16 @@ def test_skip_mode_delivers_failure_as_skip(mx, gw):
     assert "action=skip" in g.summary(g.qid)
 
 
+def test_skip_mode_relay_spf_does_not_align(mx, gw):
+    """The relay's own address is in the sender domain's SPF record (a
+    hybrid organisation lists its on-premises servers): that SPF pass
+    says nothing about the sender and must not make dmarc=pass."""
+    g = gw(zone(P_REJECT, {"sender.test": txt("v=spf1 ip4:127.0.0.0/8 -all") + a_rec()}),
+           hybrid("skip"))
+    _, dm = g.deliver(message(headers=[received("198.51.100.7")]))
+    dm.check("fail", action="skip", p="reject")
+
+
 def test_skip_mode_untrusted_client_enforced(mx, gw):
     g = gw(zone(P_REJECT), hybrid("skip", relays="10.0.0.0/8, 192.0.2.99"))
     assert_rejected(g.send(message()))

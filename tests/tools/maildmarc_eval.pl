@@ -27,7 +27,13 @@
 use strict;
 use warnings;
 
-BEGIN { *CORE::GLOBAL::rand = sub { return 0 }; }
+# Only Mail::DMARC::PurePerl's rand (an imported sub overrides the
+# builtin in code compiled after it); Net::DNS keeps the real one for its
+# query ids.
+BEGIN {
+    no strict 'refs';
+    *{'Mail::DMARC::PurePerl::rand'} = sub { return 0 };
+}
 
 use Getopt::Long;
 use JSON::PP;

@@ -699,6 +699,49 @@ test_field_is_from(void **state)
 	}
 }
 
+/* Our stamps are recognised however a reader spells the name. */
+static void
+test_field_name(void **state)
+{
+	static const struct {
+		const char *raw;
+		const char *name;	/* NULL: no name */
+		const char *value;
+	} t[] = {
+		{ "X-Mxgate-Verdict: clean\r\n", "X-Mxgate-Verdict", " clean" },
+		{ "X-Mxgate-Verdict : clean\r\n", "X-Mxgate-Verdict", " clean" },
+		{ "X-Mxgate-Verdict\r\n : clean\r\n", "X-Mxgate-Verdict", " clean" },
+		{ "Authentication-Results\t:x; dmarc=pass", "Authentication-Results",
+		    "x; dmarc=pass" },
+		{ "Subject:\r\n", "Subject", "" },
+		{ "a:b:c\r\n", "a", "b:c" },
+		{ "X Y: z\r\n", NULL, NULL },
+		{ "X\x01Y: z\r\n", NULL, NULL },
+		{ "X\xc3\xa9: z\r\n", NULL, NULL },
+		{ " X: z\r\n", NULL, NULL },
+		{ ": z\r\n", NULL, NULL },
+		{ "\r\n : z\r\n", NULL, NULL },
+		{ "no colon\r\n", NULL, NULL },
+		{ "", NULL, NULL },
+	};
+	size_t i, n, vn;
+	const char *name, *v;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int is = addr_field_name(t[i].raw, strlen(t[i].raw), &name, &n,
+		    &v, &vn);
+
+		if (is != (t[i].name != NULL))
+			fail_msg("%zu: \"%s\": got %d", i, t[i].raw, is);
+		if (is && (n != strlen(t[i].name) ||
+		    memcmp(name, t[i].name, n) != 0))
+			fail_msg("%zu: name \"%.*s\"", i, (int)n, name);
+		if (is && (vn != strlen(t[i].value) ||
+		    memcmp(v, t[i].value, vn) != 0))
+			fail_msg("%zu: value \"%.*s\"", i, (int)vn, v);
+	}
+}
+
 int
 main(void)
 {
@@ -710,6 +753,7 @@ main(void)
 		cmocka_unit_test(test_espoofer),
 		cmocka_unit_test(test_opendmarc),
 		cmocka_unit_test(test_field_is_from),
+		cmocka_unit_test(test_field_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

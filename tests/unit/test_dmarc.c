@@ -271,6 +271,16 @@ test_ascii(void **state)
 		{ "b\xed\xa0\x80" "cher.example", NULL },	/* surrogate */
 		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		    ".example", NULL },				/* 64 octets */
+		/* RFC 3490 3.1: U+3002, U+FF0E, U+FF61 separate labels as
+		 * "." does: "paypal\xe3\x80\x82com" is paypal.com to the
+		 * reader's client, so it is to DMARC */
+		{ "paypal\xe3\x80\x82" "com", "paypal.com" },
+		{ "Mail\xef\xbc\x8e" "PayPal\xef\xbd\xa1" "com\xe3\x80\x82",
+		    "mail.paypal.com" },
+		{ "b\xc3\xbc" "cher\xef\xbc\x8e" "example",
+		    "xn--bcher-kva.example" },
+		{ "paypal\xe3\x80\x82\xe3\x80\x82" "com", NULL },	/* empty label */
+		{ "\xef\xbc\x8e" "com", NULL },
 	};
 	char out[300];
 	size_t i;
@@ -1021,6 +1031,51 @@ test_engine_stray_answers(void **state)
 	dmarc_free(d);
 }
 
+/*
+ * PSL mode: the list is the caller's (the daemon's configuration, which
+ * a reload frees); the engine must not read it after dmarc_new, while it
+ * waits for answers. Under ASan a read of the freed list fails the test.
+ */
+static void
+test_engine_psl_not_kept(void **state)
+{
+	static const char list[] = "com\n";
+	struct dmarc_dkim_input dk = PASS("news.example.com");
+	struct orgdomain_psl *psl;
+	struct dmarc_params p;
+	struct dmarc *d;
+	const struct dmarc_outcome *o;
+	char path[] = "/tmp/mxgate-test-psl2.XXXXXX", err[256], asked[1024];
+	int fd = mkstemp(path);
+
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, list, sizeof(list) - 1), sizeof(list) - 1);
+	close(fd);
+	psl = orgdomain_psl_load(path, err, sizeof(err));
+	unlink(path);
+	assert_non_null(psl);
+	memset(&p, 0, sizeof(p));
+	p.discovery = DMARC_DISCOVERY_PSL;
+	p.psl = psl;
+	p.author_domain = "mail.example.com";
+	p.spf_result = SPF_PASS;
+	p.spf_domain = "bounce.example.com";
+	p.dkim = &dk;
+	p.ndkim = 1;
+	assert_non_null(d = dmarc_new(&p));
+	orgdomain_psl_free(psl);	/* a reload freed it */
+	drive(d, "_dmarc.example.com TXT v=DMARC1; p=reject\n", asked,
+	    sizeof(asked));
+	assert_true(dmarc_done(d));
+	o = dmarc_outcome(d);
+	assert_int_equal(o->result, DMARC_PASS);
+	assert_true(o->dkim_aligned);
+	assert_true(o->spf_aligned);
+	assert_string_equal(o->org_domain, "example.com");
+	assert_string_equal(o->policy_domain, "example.com");
+	dmarc_free(d);
+}
+
 static int
 setup_psl(void **state)
 {
@@ -1303,6 +1358,7 @@ main(void)
 		cmocka_unit_test(test_orgdomain_psl),
 		cmocka_unit_test(test_engine),
 		cmocka_unit_test(test_engine_stray_answers),
+		cmocka_unit_test(test_engine_psl_not_kept),
 		cmocka_unit_test(test_query_driver),
 	};
 

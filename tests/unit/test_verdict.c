@@ -122,9 +122,15 @@ static const struct vcase cases[] = {
 	{ "uncertain failure defers", DMARC_FAIL, DMARC_P_REJECT, 1,
 	    VERDICT_PATH_DIRECT, 0, "192.0.2.1", "a@s.example", "a@s.example",
 	    VERDICT_DEFER, "none", "defer", NULL, 451 },
+	/* etc/mxgate.ini temperror = accept: "deliver"; a DNS failure is
+	 * never a rejection */
 	{ "uncertain failure, temperror accept", DMARC_FAIL, DMARC_P_REJECT, 1,
 	    VERDICT_PATH_DIRECT, C_TEMP_ACCEPT, "192.0.2.1", "a@s.example",
-	    "a@s.example", VERDICT_REJECT, "reject", "reject", NULL, 550 },
+	    "a@s.example", VERDICT_DELIVER, "none", "none", NULL, 0 },
+	{ "uncertain quarantine, temperror accept", DMARC_FAIL,
+	    DMARC_P_QUARANTINE, 1, VERDICT_PATH_DIRECT, C_TEMP_ACCEPT,
+	    "192.0.2.1", "a@s.example", "a@s.example", VERDICT_DELIVER, "none",
+	    "none", NULL, 0 },
 	{ "uncertain under p=none delivers", DMARC_FAIL, DMARC_P_NONE, 1,
 	    VERDICT_PATH_DIRECT, 0, "192.0.2.1", "a@s.example", "a@s.example",
 	    VERDICT_DELIVER, "none", "none", NULL, 0 },
