@@ -1,8 +1,9 @@
 """Outbound relay through the daemon: clients in [outbound] relay_clients
 send to foreign domains, their mail is DKIM-signed for its From domain
-([dkim sign DOMAIN], dual RSA + Ed25519) while it streams, and the
+([dkim sign DOMAIN], dual RSA + Ed25519) while it streams, delivered to the
+MX the test's DNS server names for the recipient domain, and the
 signatures verify in dkimpy and in OpenDKIM's opendkim-testmsg. Keys come
-from `mxgate dkim keygen` and are served by the test's DNS server."""
+from `mxgate dkim keygen` and are served by the same DNS server."""
 
 import re
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import dot_stuff, mxgate_bin, opendkim_testmsg, queued_id
 from test_dkim_cli import DKIMPY_VERIFY, dkimpy_available, keys  # noqa: F401
+from test_spf import DNSServer
 
 MSG = (b"From: Alice <alice@signer.test>\r\n"
        b"To: Bob <bob@foreign.test>\r\n"
@@ -25,14 +27,19 @@ MSG = (b"From: Alice <alice@signer.test>\r\n"
 
 
 def outbound_daemon(mx, keys, sink, relay="127.0.0.1", extra=None, start=True):  # noqa: F811
+    # foreign.test's MX is the sink: 127.0.0.1, at the sink's port
+    keys["dns"].stop()
+    zone = dict(keys["zone"])
+    zone["foreign.test"] = [{"type": "MX", "pref": 10, "value": "mx1.foreign.test"}]
+    zone["mx1.foreign.test"] = [{"type": "A", "value": "127.0.0.1"}]
+    keys["dns"] = DNSServer(mx.dir, zone)
     sections = {
         "dns": {"servers": keys["dns"].hostport, "timeout": "1s"},
         "spf": {"check_helo": "no", "check_mailfrom": "yes", "time_budget": "5s"},
         "dkim": {"verify": "yes"},
         "outbound": {"relay_clients": relay},
         "dkim sign signer.test": {"keys": "rsa1:%s, ed1:%s" % (keys["rsa"], keys["ed"])},
-        # until delivery by MX lookup: the foreign domain routes to the sink
-        "route foreign.test": {"hosts": sink.hostport},
+        "delivery": {"mx_port": str(sink.port)},
     }
     for sec, kv in (extra or {}).items():
         sections.setdefault(sec, {}).update(kv)
@@ -88,6 +95,9 @@ def test_relay_client_mail_is_dual_signed(mx, keys):  # noqa: F811
     line = [ln for ln in d.log().splitlines() if "id=%s" % qid in ln and "status=" in ln]
     assert line and "direction=outbound" in line[0], line
     assert "dkim_sign=signer.test:rsa1:rsa-sha256,signer.test:ed1:ed25519-sha256" in line[0]
+    # delivered by MX lookup
+    assert re.search(r"id=%s to=<bob@foreign.test> relay=mx1\.foreign\.test\[127\.0\.0\.1\]"
+                     % qid, d.log()), d.log()[-2000:]
 
 
 def test_opendkim_verifies_relayed_signatures(mx, keys):  # noqa: F811
