@@ -63,8 +63,10 @@ LIB_SRCS = \
 	policy/received.c \
 	policy/verdict.c \
 	queue/envelope.c \
+	queue/dsn.c \
 	queue/spool.c \
 	queue/spool_hold.c \
+	queue/commit.c \
 	queue/scheduler.c \
 	queue/delivery.c \
 	queue/mxlookup.c \
@@ -83,7 +85,9 @@ LIB_SRCS = \
 	gateway/daemon.c \
 	gateway/check.c \
 	gateway/dkimcmd.c \
-	gateway/quarantine.c
+	gateway/quarantine.c \
+	gateway/spoolcli.c \
+	gateway/queuecmd.c
 
 MAIN_SRCS = gateway/main.c
 
@@ -94,6 +98,7 @@ UNIT_TESTS = \
 	test_datastream \
 	test_config \
 	test_spool \
+	test_commit \
 	test_session \
 	test_dns \
 	test_mxlookup \
@@ -107,7 +112,8 @@ UNIT_TESTS = \
 	test_dmarc_conformance \
 	test_verdict \
 	test_sasl \
-	test_authdb
+	test_authdb \
+	test_dsn
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
@@ -176,9 +182,15 @@ build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bench: $(BUILD)/bench_spf $(BUILD)/bench_dkim
+# The SMTP load generator (libevent only; reused by tests/bench/commit.sh).
+$(BUILD)/smtpload: tests/bench/smtpload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS) -lm
+
+bench: $(BUILD)/bench_spf $(BUILD)/bench_dkim $(BUILD)/smtpload $(BUILD)/mxgate
 	tests/bench/spf.sh
 	tests/bench/dkim.sh
+	tests/bench/commit.sh
 
 run: all
 	tests/tools/demo.sh $(BUILD)/mxgate etc/mxgate.ini

@@ -398,6 +398,10 @@ config_limits(struct config_load *ld, const char *section, const char *name,
 	} else if (IS("connections_per_ip")) {
 		if (config_parse_int(v, 1, 1000000, &cfg->max_conn_per_ip) == -1)
 			config_bad_value(ld, section, name, "expected a number >= 1", v);
+	} else if (IS("min_free_space")) {
+		if (config_parse_size(v, &cfg->min_free_space) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a size (e.g. 64m; 0 turns the check off)", v);
 	} else if (IS("command_timeout") || IS("data_timeout")) {
 		int *t = IS("command_timeout") ? &cfg->command_timeout :
 		    &cfg->data_timeout;
@@ -446,6 +450,14 @@ config_delivery(struct config_load *ld, const char *section, const char *name,
 			config_error(ld, ld->line, section, name,
 			    "cannot read %s: %s", v, strerror(errno));
 		return config_dup_string(&cfg->ca_file, v);
+	}
+	if (IS("delay_warning")) {
+		/* 0 turns the delay warnings (RFC 3464 "delayed") off */
+		if (config_parse_duration(v, &cfg->delay_warning) == -1 ||
+		    cfg->delay_warning < 0)
+			config_bad_value(ld, section, name,
+			    "expected a duration (e.g. 4h), 0 for none", v);
+		return 0;
 	}
 	if (IS("concurrency")) {
 		if (config_parse_int(v, 1, 10000, &cfg->delivery_concurrency) == -1)
@@ -769,10 +781,12 @@ config_load(const char *path, struct buf *errors)
 	cfg->max_conn_per_ip = 50;
 	cfg->command_timeout = 300;
 	cfg->data_timeout = 180;
+	cfg->min_free_space = 64 * 1024 * 1024;
 	cfg->delivery_concurrency = 20;
 	cfg->retry_initial = 300;
 	cfg->retry_max = 3600;
 	cfg->max_lifetime = 5 * 86400;
+	cfg->delay_warning = 4 * 3600;
 	cfg->connect_timeout = 30;
 	cfg->delivery_command_timeout = 300;
 	cfg->delivery_data_timeout = 600;

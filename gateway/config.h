@@ -92,6 +92,7 @@ struct config {
 	int max_conn_per_ip;
 	int command_timeout;
 	int data_timeout;
+	size_t min_free_space;		/* below it MAIL gets 452 4.3.1; 0 = off */
 
 	char **dns_servers;		/* "host[:port]"; none = resolv.conf */
 	size_t ndns_servers;
@@ -148,6 +149,7 @@ struct config {
 	int retry_initial;
 	int retry_max;
 	int max_lifetime;
+	int delay_warning;		/* seconds; 0: no delay warnings */
 	int connect_timeout;
 	int delivery_command_timeout;
 	int delivery_data_timeout;

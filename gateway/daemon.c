@@ -243,6 +243,7 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	sp->retry_initial = cfg->retry_initial;
 	sp->retry_max = cfg->retry_max;
 	sp->max_lifetime = cfg->max_lifetime;
+	sp->delay_warning = cfg->delay_warning;
 }
 
 /* What only a restart can change. */
@@ -424,6 +425,7 @@ daemon_serve(const char *config_path, int debug)
 	struct scheduler_params sp;
 	struct event *sigs[4];
 	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, 0 };
+	struct commit_worker *committer = NULL;
 	char err[512];
 	int i, n, rc = 1;
 
@@ -481,6 +483,13 @@ daemon_serve(const char *config_path, int debug)
 		goto out;
 	}
 	log_info("spool %s: %d message(s) recovered", gw.cfg->spool, n);
+	/* the fsyncs behind "250" run on a worker, shared by sessions */
+	if ((committer = commit_worker_new(gw.base)) == NULL) {
+		log_error("spool %s: cannot start the commit worker: %s",
+		    gw.cfg->spool, strerror(errno));
+		goto out;
+	}
+	spool_set_committer(gw.spool, committer);
 
 	for (i = 0; signums[i]; i++) {
 		sigs[i] = evsignal_new(gw.base, signums[i], daemon_signal_cb, &gw);
@@ -517,6 +526,10 @@ out:
 			smtp_session_abort(c->s);
 		event_base_loop(gw.base, EVLOOP_NONBLOCK);
 	}
+	/* commits in flight complete (and are queued) before the end */
+	commit_worker_free(committer);
+	if (gw.spool)
+		spool_set_committer(gw.spool, NULL);
 	gw_auth_free(&gw);
 	scheduler_free(gw.sched);
 	delivery_ctx_free(gw.dctx);

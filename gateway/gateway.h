@@ -14,6 +14,7 @@
 #define GATEWAY_GATEWAY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <openssl/ssl.h>
 
 #include "auth/dkim.h"
@@ -85,6 +86,7 @@ struct gw_conn {
 	struct smtp_session *s;
 	char ip[64];
 	struct spool_msg *msg;		/* content being received */
+	struct inbound_pending *pending;	/* its commit in flight (inbound.c) */
 	char id[ID_LEN + 1];
 	struct spf_query *spfq;		/* SPF check in flight (HELO or MAIL) */
 	enum spf_result helo_spf;	/* -1 when not checked */
@@ -113,6 +115,7 @@ struct gw_conn {
 	size_t nreceived;
 	int received_more;		/* more Received fields than kept */
 	int via_relay;			/* the client is a trusted relay */
+	size_t hops;			/* Received fields (loop detection) */
 	int recovered;			/* its original client was found */
 	struct received_from *rec;	/* that client (malloc'd) */
 	enum spf_result rec_spf;	/* SPF for it */
@@ -179,6 +182,29 @@ int dkimcmd_main(int argc, char **argv);
 
 /* quarantine.c: `mxgate quarantine list|show|release|delete ...` */
 int quarantine_main(int argc, char **argv);
+
+/* queuecmd.c: `mxgate queue list|show|flush|delete|hold|release|stats` */
+int queuecmd_main(int argc, char **argv);
+
+/* spoolcli.c: what the spool's command-line tools share */
+/* The spool of the configuration at path, opened as the spool's owner
+ * when run as root (uid and gid of the spool directory, no supplementary
+ * groups; refused if that fails). NULL with the reason on stderr. */
+struct spool *spoolcli_open(const char *config_path);
+/* 0 for a valid queue id; else "invalid queue id" on stderr and -1. */
+int spoolcli_check_id(const char *id);
+/* s with control octets, DEL, backslash (and spaces, when space is 0)
+ * escaped as \xNN: one terminal-safe field. */
+void spoolcli_put(FILE *f, const char *s, int space);
+/* 45s, 12m, 3h, 2d */
+void spoolcli_age(char *out, size_t n, long long secs);
+/* "YYYY-MM-DD HH:MM:SS UTC", "-" for 0 */
+void spoolcli_time(char *out, size_t n, long long t);
+/* p[0..n) to stdout (modified in place): on a terminal, control octets
+ * other than TAB, CR and LF become '?'. 0 or -1. */
+int spoolcli_write(char *p, size_t n, int tty);
+/* The rest of fd to stdout, as spoolcli_write. 0 or -1. */
+int spoolcli_copy(int fd, int tty);
 
 /* usercmd.c: `mxgate user add|delete|list ...` */
 int usercmd_main(int argc, char **argv);

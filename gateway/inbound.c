@@ -138,6 +138,26 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 	c->spf_header = NULL;
 	free(c->spf_sender);
 	c->spf_sender = strdup(a->path);	/* MAIL is pending: not the session's yet */
+	/* an authenticated user sends only as the domains it owns, in the
+	 * envelope as in the From header (outbound.c) */
+	if (smtp_session_auth_user(s) != NULL && a->domain != NULL &&
+	    !gw_auth_may_send_as(c->gw, smtp_session_auth_user(s), a->domain)) {
+		log_info("session=%s client=%s user=%s from=<%s> refused: not "
+		    "one of the user's domains", smtp_session_id(s), c->ip,
+		    log_safe(smtp_session_auth_user(s)), log_safe(a->path));
+		smtp_session_reply(s, 553, "5.7.1 <%s>: Sender address not "
+		    "owned by user %s", a->path, smtp_session_auth_user(s));
+		return;
+	}
+	/* RFC 5321 4.2.2 / RFC 3463 4.3.1: no new mail while the spool's
+	 * file system is (nearly) full; it resumes when space returns */
+	if (spool_space_low(c->gw->spool, cfg->min_free_space)) {
+		log_warning("session=%s client=%s from=<%s> refused: spool file "
+		    "system below [limits] min_free_space", smtp_session_id(s),
+		    c->ip, log_safe(a->path));
+		smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
+		return;
+	}
 	/* an authenticated user's mail is outbound: nothing to check */
 	if (!cfg->spf_mailfrom || c->gw->resolver == NULL ||
 	    smtp_session_auth_user(s) != NULL) {
@@ -241,7 +261,11 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	struct buf b = { 0 };
 
 	if ((c->msg = spool_msg_new(c->gw->spool, c->id)) == NULL) {
-		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
+		if (errno == ENOSPC || errno == EDQUOT)
+			smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
+		else
+			smtp_session_reply(s, 451, "4.3.0 Local error: cannot store "
+			    "the message");
 		return;
 	}
 	if (outbound_data_start(c) == -1) {
@@ -324,7 +348,8 @@ inbound_hdr_field(const struct msg_field *f, void *arg)
 			c->hdr_err = 1;
 		return r == -1 ? -1 : 0;
 	}
-	if (inbound_authres_forged(c, f)) {
+	/* outbound mail leaves as signed: nothing is taken out of it */
+	if (!c->outbound && inbound_authres_forged(c, f)) {
 		log_info("session=%s id=%s removed a forged Authentication-Results "
 		    "field claiming authserv-id %s", smtp_session_id(c->s), c->id,
 		    c->gw->cfg->hostname);
@@ -532,14 +557,17 @@ inbound_authres(struct gw_conn *c, const struct gw_outcome *o,
 	return 0;
 }
 
-static void
-inbound_log_summary(struct gw_conn *c, const struct envelope *env,
-    const char *dkim, const struct gw_outcome *o, const char *status)
+/* The summary line of a message, less its status (which may come later,
+ * with the commit's completion). 0 or -1. */
+static int
+inbound_summary(struct gw_conn *c, const struct envelope *env,
+    const char *dkim, const struct gw_outcome *o, struct buf *out)
 {
 	struct smtp_session *s = c->s;
 	struct buf to = { 0 }, dm = { 0 };
 	char tls[160] = "";
 	size_t i;
+	int r;
 
 	for (i = 0; i < env->nrcpt; i++)
 		buf_appendf(&to, "%s<%s>", i ? "," : "", env->rcpts[i].addr);
@@ -564,22 +592,78 @@ inbound_log_summary(struct gw_conn *c, const struct envelope *env,
 		else if (c->via_relay)
 			buf_appends(&dm, " hybrid=skip");
 		buf_appendf(&dm, " dmarc_reason=%s", log_safe(d->reason));
-	} else
+	} else {
 		buf_appends(&dm, " dmarc=-");
+		if (o && o->verdict && o->verdict->why[0])
+			buf_appendf(&dm, " verdict=%s", log_safe(o->verdict->why));
+	}
 	if (c->outbound)
 		buf_appendf(&dm, " direction=outbound auth=%s dkim_sign=%s",
 		    log_safe(smtp_session_auth_user(s) ? smtp_session_auth_user(s) : "-"),
 		    log_safe(c->sign_note ? c->sign_note : "-"));
-	log_info("session=%s id=%s client=%s helo=%s from=<%s> to=%s nrcpt=%zu "
-	    "size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s%s status=%s",
+	r = buf_appendf(out, "session=%s id=%s client=%s helo=%s from=<%s> to=%s "
+	    "nrcpt=%zu size=%zu proto=%s tls=%s spf=%s spf_helo=%s dkim=%s%s",
 	    smtp_session_id(s), env->id[0] ? env->id : c->id, c->ip,
 	    log_safe(smtp_session_helo(s)), log_safe(env->sender ? env->sender : ""),
 	    log_safe(to.data ? to.data : ""), env->nrcpt, env->size,
 	    smtp_session_bdat(s) ? "BDAT" : "DATA", tls[0] ? tls : "none",
 	    spf_name(c->mail_spf), spf_name(c->helo_spf), log_safe(dkim),
-	    dm.data ? dm.data : "", status);
+	    dm.data ? dm.data : "");
 	buf_free(&to);
 	buf_free(&dm);
+	return r;
+}
+
+static void
+inbound_log_summary(struct gw_conn *c, const struct envelope *env,
+    const char *dkim, const struct gw_outcome *o, const char *status)
+{
+	struct buf b = { 0 };
+
+	inbound_summary(c, env, dkim, o, &b);
+	log_info("%s status=%s", b.data ? b.data : "", status);
+	buf_free(&b);
+}
+
+/*
+ * A commit in flight (spool_msg_commit_async: the disk work runs on the
+ * commit worker, shared with concurrent sessions). The session may end
+ * before it completes: inbound_close then clears c, and the message,
+ * committed all the same, is queued without a reply; the client, which
+ * saw no 250, may send it again: a duplicate, never a loss.
+ */
+struct inbound_pending {
+	struct gateway *gw;
+	struct gw_conn *c;	/* NULL once the session closed */
+	int held;
+	char *summary;		/* the summary line, less its status */
+};
+
+static void
+inbound_committed(int rc, int err, const char *id, void *arg)
+{
+	struct inbound_pending *p = arg;
+	struct gw_conn *c = p->c;
+
+	if (c != NULL)
+		c->pending = NULL;
+	if (rc == 0 && !p->held)
+		scheduler_add(p->gw->sched, id, 0);
+	log_info("%s status=%s", p->summary, rc == -1 ? "tempfail" :
+	    p->held ? "held" : "queued");
+	if (c == NULL) {
+		if (rc == 0)
+			log_info("id=%s committed after its session ended: "
+			    "queued, not acknowledged", id);
+	} else if (rc == 0)
+		smtp_session_reply(c->s, 250, "2.0.0 Ok: queued as %s", id);
+	else if (err == ENOSPC || err == EDQUOT)
+		smtp_session_reply(c->s, 452, "4.3.1 Insufficient system storage");
+	else
+		smtp_session_reply(c->s, 451, "4.3.0 Local error: message not "
+		    "stored, try again later");
+	free(p->summary);
+	free(p);
 }
 
 static void
@@ -628,11 +712,12 @@ inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 	struct smtp_session *s = c->s;
 	struct envelope env;
 	struct spool_msg *m = c->msg;
-	struct buf dk = { 0 }, pre = { 0 };
+	struct buf dk = { 0 }, pre = { 0 }, sum = { 0 };
+	struct inbound_pending *pend;
 	const struct verdict *v = o->verdict;
 	struct gw_outcome oo;
 	struct verdict ov;
-	int held = v && v->action == VERDICT_HOLD;
+	int held = v && v->action == VERDICT_HOLD, err = 0;
 	size_t i;
 
 	memset(&env, 0, sizeof(env));
@@ -664,20 +749,42 @@ inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 	env.prepend = pre.len ? buf_steal(&pre) : NULL;
 	env.body_8bit = smtp_session_body_8bit(s);
 	env.smtputf8 = smtp_session_smtputf8(s);
-	for (i = 0; i < smtp_session_rcpt_count(s); i++)
+	/* RFC 3461: kept for the reports and passed on downstream */
+	env.dsn_ret = smtp_session_dsn_ret(s) == SMTP_RET_FULL ? 'F' :
+	    smtp_session_dsn_ret(s) == SMTP_RET_HDRS ? 'H' : 0;
+	if (smtp_session_dsn_envid(s) &&
+	    envelope_set(&env.dsn_envid, smtp_session_dsn_envid(s)) == -1)
+		goto fail;
+	for (i = 0; i < smtp_session_rcpt_count(s); i++) {
 		if (envelope_add_rcpt(&env, smtp_session_rcpt(s, i)) == -1)
 			goto fail;
+		env.rcpts[i].notify = smtp_session_rcpt_notify(s, i);
+		if (smtp_session_rcpt_orcpt(s, i) && envelope_set(
+		    &env.rcpts[i].orcpt, smtp_session_rcpt_orcpt(s, i)) == -1)
+			goto fail;
+	}
 	/* RFC 5321 6.1: from "250" on the message is ours; it is on disk.
-	 * A held message is as durable, in hold/ (mxgate quarantine). */
-	if ((held ? spool_msg_commit_held(m, &env) : spool_msg_commit(m, &env)) == -1) {
+	 * A held message is as durable, in hold/ (mxgate quarantine). The
+	 * reply (and scheduler_add) come with the commit's completion. */
+	env.size = spool_msg_size(m);
+	if ((pend = calloc(1, sizeof(*pend))) == NULL ||
+	    inbound_summary(c, &env, dk.data ? dk.data : "-", o, &sum) == -1) {
+		free(pend);
+		goto fail;
+	}
+	pend->gw = c->gw;
+	pend->c = c;
+	pend->held = held;
+	pend->summary = buf_steal(&sum);
+	c->pending = pend;
+	if (spool_msg_commit_async(m, &env, held, inbound_committed, pend) == -1) {
+		err = errno;
+		c->pending = NULL;
+		free(pend->summary);
+		free(pend);
 		m = NULL;
 		goto fail;
 	}
-	inbound_log_summary(c, &env, dk.data ? dk.data : "-", o,
-	    held ? "held" : "queued");
-	smtp_session_reply(s, 250, "2.0.0 Ok: queued as %s", env.id);
-	if (!held)
-		scheduler_add(c->gw->sched, env.id, 0);
 	goto done;
 fail_m:
 	c->msg = NULL;
@@ -685,8 +792,13 @@ fail:
 	if (m)
 		spool_msg_abort(m);
 	inbound_log_summary(c, &env, "-", o, "tempfail");
-	smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, try again later");
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
+	else
+		smtp_session_reply(s, 451, "4.3.0 Local error: message not stored, "
+		    "try again later");
 done:
+	buf_free(&sum);
 	envelope_free(&env);
 	buf_free(&dk);
 	buf_free(&pre);
@@ -714,6 +826,8 @@ inbound_close(struct smtp_session *s, void *arg)
 	struct gateway *gw = c->gw;
 
 	log_info("session=%s disconnect client=%s", smtp_session_id(s), c->ip);
+	if (c->pending)		/* the commit completes without us */
+		c->pending->c = NULL;
 	spf_query_cancel(c->spfq);	/* a decision may still be pending */
 	inbound_content_clear(c);
 	free(c->spf_header);

@@ -22,6 +22,7 @@
 #define SPF_UNCHECKED ((enum spf_result)-1)
 #define FROM_MAX (64 * 1024)		/* a From value past this is unparseable */
 #define RECEIVED_MAX (8 * 1024)
+#define MAX_HOPS 50
 
 /* The field's name as a reader may take it: "Name :" and a name folded
  * away from its colon count (a forged stamp must not slip through as a
@@ -81,6 +82,9 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	const char *v;
 	size_t vlen;
 
+	/* RFC 5321 6.3: a message that went round too often is a loop */
+	if (field_is(f, "Received") || field_is(f, "Delivered-To"))
+		c->hops++;
 	/* outbound mail needs its From too: it picks the signing keys */
 	if (!cfg->dmarc_verify && !c->outbound)
 		return 0;
@@ -165,6 +169,7 @@ inbound_dmarc_clear(struct gw_conn *c)
 	c->nreceived = 0;
 	c->received_more = 0;
 	c->via_relay = c->recovered = 0;
+	c->hops = 0;
 	free(c->rec);
 	c->rec = NULL;
 	free(c->relay_note);
@@ -364,11 +369,39 @@ inbound_recover(struct gw_conn *c)
 	return c->rspfq == NULL ? -1 : 0;
 }
 
+/* RFC 5321 6.3: loops are detected by counting Received fields; like
+ * Postfix's hopcount_limit, more than MAX_HOPS is refused for good. */
+static int
+inbound_loop(struct gw_conn *c)
+{
+	struct gw_outcome go;
+	struct verdict v;
+
+	if (c->hops <= MAX_HOPS)
+		return 0;
+	memset(&v, 0, sizeof(v));
+	v.action = VERDICT_REJECT;
+	v.code = 554;
+	v.enhanced = "5.4.6";
+	snprintf(v.text, sizeof(v.text), "Too many hops (%zu Received fields): "
+	    "mail loop", c->hops);
+	snprintf(v.why, sizeof(v.why), "mail loop: %zu hops", c->hops);
+	v.disposition = "reject";
+	v.ar_action = "reject";
+	memset(&go, 0, sizeof(go));
+	go.verdict = &v;
+	inbound_commit(c, &go);
+	return 1;
+}
+
 void
 inbound_dmarc_start(struct gw_conn *c)
 {
 	const struct config *cfg = c->gw->cfg;
 	struct gw_outcome go;
+
+	if (c->msg != NULL && inbound_loop(c))
+		return;
 
 	/* nothing to judge when the content could not be stored */
 	if (!cfg->dmarc_verify || c->gw->resolver == NULL || c->msg == NULL ||

@@ -21,6 +21,8 @@ usage(FILE *f)
 	    "       mxgate dkim sign --domain D --selector S --key FILE [--algorithm A] [FILE]\n"
 	    "       mxgate dkim keygen --domain D --selector S --type rsa|ed25519 [--bits N] --out FILE\n"
 	    "       mxgate quarantine [-c FILE] list | show ID | release ID | delete ID\n"
+	    "       mxgate queue [-c FILE] list [--json] | show ID [--body] | flush [ID] |\n"
+	    "                    delete ID | hold ID | release ID | stats [--json]\n"
 	    "       mxgate user add NAME --domains D1,D2 | delete NAME | list  [-c FILE | --file USERS]\n"
 	    "       mxgate version\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
@@ -68,6 +70,8 @@ main(int argc, char **argv)
 		return dkimcmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "quarantine") == 0) {
 		return quarantine_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "queue") == 0) {
+		return queuecmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "user") == 0) {
 		return usercmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

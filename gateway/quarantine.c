@@ -30,17 +30,14 @@
  * 2 usage.
  */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include "gateway/gateway.h"
 #include "lib/id.h"
-#include "lib/log.h"
 #include "queue/spool.h"
 
 #define QUARANTINE_CONFIG "/etc/mxgate/mxgate.ini"
@@ -50,47 +47,6 @@ quarantine_usage(FILE *f)
 {
 	fprintf(f, "usage: mxgate quarantine [-c FILE] list | show ID | "
 	    "release ID | delete ID\n");
-}
-
-/* s with control octets, DEL, backslash (and spaces, when space is 0)
- * escaped as \xNN: one terminal-safe field. */
-static void
-quarantine_put(FILE *f, const char *s, int space)
-{
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f || c == '\\' || (c == ' ' && !space))
-			fprintf(f, "\\x%02x", c);
-		else
-			putc(c, f);
-	}
-}
-
-static void
-quarantine_age(char *out, size_t n, long long secs)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(out, n, "%llds", secs);
-	else if (secs < 120 * 60)
-		snprintf(out, n, "%lldm", secs / 60);
-	else if (secs < 48 * 3600)
-		snprintf(out, n, "%lldh", secs / 3600);
-	else
-		snprintf(out, n, "%lldd", secs / 86400);
-}
-
-static void
-quarantine_time(char *out, size_t n, long long t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(out, n, "-");
 }
 
 struct quarantine_list {
@@ -120,18 +76,18 @@ quarantine_list_one(const char *id, void *arg)
 	if (l->lines++ == 0)
 		printf("%-16s %5s %9s %s %s %s\n", "ID", "AGE", "SIZE",
 		    "SENDER", "RECIPIENTS", "REASON");
-	quarantine_age(age, sizeof(age), (long long)time(NULL) - env.arrival);
+	spoolcli_age(age, sizeof(age), (long long)time(NULL) - env.arrival);
 	printf("%-16s %5s %9zu <", env.id, age, env.size);
-	quarantine_put(stdout, env.sender, 0);
+	spoolcli_put(stdout, env.sender, 0);
 	printf("> ");
 	for (i = 0; i < env.nrcpt; i++) {
 		printf("%s<", i ? "," : "");
-		quarantine_put(stdout, env.rcpts[i].addr, 0);
+		spoolcli_put(stdout, env.rcpts[i].addr, 0);
 		putchar('>');
 	}
 	putchar(' ');
 	if (env.hold_reason && *env.hold_reason)
-		quarantine_put(stdout, env.hold_reason, 1);
+		spoolcli_put(stdout, env.hold_reason, 1);
 	else
 		putchar('-');
 	putchar('\n');
@@ -158,42 +114,8 @@ static void
 quarantine_field(const char *key, const char *value)
 {
 	printf("%s: ", key);
-	quarantine_put(stdout, value ? value : "-", 1);
+	spoolcli_put(stdout, value ? value : "-", 1);
 	putchar('\n');
-}
-
-/* Writes p[0..n) (modified in place); on a terminal, control octets other
- * than TAB, CR and LF become '?' so a hostile message cannot drive it. */
-static int
-quarantine_write(char *p, size_t n, int tty)
-{
-	size_t i;
-
-	for (i = 0; tty && i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f)
-			p[i] = '?';
-	}
-	return fwrite(p, 1, n, stdout) == n ? 0 : -1;
-}
-
-static int
-quarantine_copy(int fd, int tty)
-{
-	char chunk[16384];
-	ssize_t r;
-
-	while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (quarantine_write(chunk, (size_t)r, tty) == -1)
-			return -1;
-	}
-	return 0;
 }
 
 /* Says why id cannot be acted on: not held (queued or unknown). */
@@ -235,21 +157,21 @@ quarantine_show(struct spool *sp, const char *id)
 	}
 	printf("*** envelope ***\n");
 	quarantine_field("id", env.id);
-	quarantine_time(when, sizeof(when), env.arrival);
-	quarantine_age(age, sizeof(age), (long long)time(NULL) - env.arrival);
+	spoolcli_time(when, sizeof(when), env.arrival);
+	spoolcli_age(age, sizeof(age), (long long)time(NULL) - env.arrival);
 	printf("arrival: %s (%s ago)\n", when, age);
-	quarantine_time(when, sizeof(when), env.hold_time);
+	spoolcli_time(when, sizeof(when), env.hold_time);
 	printf("held: %s\n", when);
 	quarantine_field("reason", env.hold_reason);
 	quarantine_field("client", env.client_ip);
 	quarantine_field("helo", env.helo);
 	quarantine_field("session", env.session);
 	printf("sender: <");
-	quarantine_put(stdout, env.sender, 1);
+	spoolcli_put(stdout, env.sender, 1);
 	printf(">\n");
 	for (i = 0; i < env.nrcpt; i++) {
 		printf("recipient: <");
-		quarantine_put(stdout, env.rcpts[i].addr, 1);
+		spoolcli_put(stdout, env.rcpts[i].addr, 1);
 		printf("> %s\n", env.rcpts[i].state == ENV_DELIVERED ? "delivered" :
 		    env.rcpts[i].state == ENV_FAILED ? "failed" : "pending");
 	}
@@ -260,8 +182,8 @@ quarantine_show(struct spool *sp, const char *id)
 	printf("*** message ***\n");
 	fflush(stdout);
 	if ((env.prepend &&
-	    quarantine_write(env.prepend, strlen(env.prepend), tty) == -1) ||
-	    quarantine_copy(fd, tty) == -1 || fflush(stdout) == EOF) {
+	    spoolcli_write(env.prepend, strlen(env.prepend), tty) == -1) ||
+	    spoolcli_copy(fd, tty) == -1 || fflush(stdout) == EOF) {
 		fprintf(stderr, "mxgate: %s: %s\n", id, strerror(errno));
 		rc = 1;
 	}
@@ -296,49 +218,11 @@ quarantine_delete(struct spool *sp, const char *id)
 	return 0;
 }
 
-/*
- * As root, become the spool's owner (the daemon's [server] user) so that
- * no file of the spool ends up owned by root; as anyone else, go on as is
- * (the spool's permissions decide).
- */
-static int
-quarantine_become_owner(const char *dir)
-{
-	struct stat st;
-
-	if (stat(dir, &st) == -1) {
-		fprintf(stderr, "mxgate: spool %s: %s\n", dir, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "mxgate: spool %s: not a directory\n", dir);
-		return -1;
-	}
-	if (geteuid() != 0 || st.st_uid == 0)
-		return 0;
-	if (setgroups(0, NULL) == -1 || setgid(st.st_gid) == -1 ||
-	    setuid(st.st_uid) == -1) {
-		fprintf(stderr, "mxgate: cannot become the spool's owner (uid %ld "
-		    "gid %ld): %s; refusing to touch the spool as root\n",
-		    (long)st.st_uid, (long)st.st_gid, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		fprintf(stderr, "mxgate: root privileges could be regained after "
-		    "becoming uid %ld: refusing\n", (long)st.st_uid);
-		return -1;
-	}
-	return 0;
-}
-
 int
 quarantine_main(int argc, char **argv)
 {
 	const char *path = QUARANTINE_CONFIG, *cmd, *id = NULL;
-	struct buf errors = { 0 };
-	struct config *cfg;
 	struct spool *sp;
-	char err[512];
 	int ch, rc;
 
 	optind = 1;
@@ -369,40 +253,18 @@ quarantine_main(int argc, char **argv)
 			return 2;
 		}
 		id = argv[optind];
-		/* never a path: 16 characters of [0-9A-F] (lib/id.h) */
-		if (!id_valid(id)) {
-			fprintf(stderr, "mxgate: invalid queue id '");
-			quarantine_put(stderr, id, 1);
-			fprintf(stderr, "': %d characters 0-9 A-F expected\n",
-			    ID_LEN);
+		if (spoolcli_check_id(id) == -1)
 			return 1;
-		}
 	} else {
 		fprintf(stderr, "mxgate: quarantine: unknown command '");
-		quarantine_put(stderr, cmd, 1);
+		spoolcli_put(stderr, cmd, 1);
 		fprintf(stderr, "'\n");
 		quarantine_usage(stderr);
 		return 2;
 	}
 
-	if ((cfg = config_load(path, &errors)) == NULL) {
-		fputs(errors.data ? errors.data : "configuration failed\n", stderr);
-		buf_free(&errors);
+	if ((sp = spoolcli_open(path)) == NULL)
 		return 1;
-	}
-	buf_free(&errors);
-	/* spool errors on stderr; the spool's info lines are not for here */
-	log_init("mxgate", 0, LOGL_WARNING);
-	if (quarantine_become_owner(cfg->spool) == -1) {
-		config_free(cfg);
-		return 1;
-	}
-	if ((sp = spool_open(cfg->spool, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "mxgate: %s%s\n", err, errno == EACCES ?
-		    " (run as root or as the spool's owner)" : "");
-		config_free(cfg);
-		return 1;
-	}
 	if (strcmp(cmd, "list") == 0)
 		rc = quarantine_list(sp);
 	else if (strcmp(cmd, "show") == 0)
@@ -412,6 +274,5 @@ quarantine_main(int argc, char **argv)
 	else
 		rc = quarantine_delete(sp, id);
 	spool_close(sp);
-	config_free(cfg);
 	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "queue/mxlookup.h"
+#include "smtp/path.h"
 
 #define DEST_CONCURRENCY	10
 #define MX_PORT			25
@@ -55,6 +56,9 @@ struct delivery_job {
 	const char *cur_domain;		/* MX routes: the group's domain */
 	size_t *group;			/* indices into idx[] */
 	const char **rcpts;
+	const char **notify;		/* per group member: RFC 3461 NOTIFY= */
+	const char **orcpt;		/* ... ORCPT=, or NULL */
+	char (*notify_text)[32];	/* per pending recipient */
 	size_t ngroup;
 	const struct delivery_host *hosts;	/* the group's, in order */
 	size_t nhosts;
@@ -329,6 +333,9 @@ job_free(struct delivery_job *j)
 	free(j->done);
 	free(j->group);
 	free(j->rcpts);
+	free(j->notify);
+	free(j->orcpt);
+	free(j->notify_text);
 	free(j);
 }
 
@@ -450,6 +457,9 @@ job_record(struct delivery_job *j, size_t gi, int code, const char *text,
 
 	if (code >= 200 && code < 300) {
 		r->state = ENV_DELIVERED;
+		/* RFC 3461 5.2.2: a next hop that offers DSN got NOTIFY and
+		 * reports success itself */
+		r->dsn_passed = c != NULL && smtp_client_dsn(c);
 		status = "sent";
 	} else if (code >= 500) {
 		r->state = ENV_FAILED;
@@ -518,6 +528,11 @@ job_send(struct delivery_job *j)
 	j->msg.prefix_len = j->env->prepend ? strlen(j->env->prepend) : 0;
 	j->msg.body_8bit = j->env->body_8bit;
 	j->msg.smtputf8 = j->env->smtputf8;
+	j->msg.dsn_ret = j->env->dsn_ret == 'F' ? "FULL" :
+	    j->env->dsn_ret == 'H' ? "HDRS" : NULL;
+	j->msg.dsn_envid = j->env->dsn_envid;
+	j->msg.dsn_notify = j->notify;
+	j->msg.dsn_orcpt = j->orcpt;
 	if (smtp_client_send(j->conn->client, &j->msg, job_sent_cb, j) == -1) {
 		conn_free(j->conn);
 		j->conn = NULL;
@@ -629,11 +644,53 @@ fail:
 	job_record_all(j, 0, "out of resources");
 }
 
+/* Host names equal, case-insensitive, a final dot ignored. */
+static int
+job_same_host(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
+}
+
+/*
+ * RFC 5321 5.1: when we are one of the domain's MX hosts (an exchange
+ * named as our host name), only hosts more preferred than we are may take
+ * the mail. Returns how many of t[0..n) (in preference order) remain;
+ * *self_r is set when we were among them.
+ */
+static size_t
+job_drop_self(const char *self, const struct mx_target *t, size_t n,
+    int *self_r)
+{
+	size_t i;
+
+	*self_r = 0;
+	if (self == NULL)
+		return n;
+	for (i = 0; i < n; i++)
+		if (job_same_host(t[i].name, self)) {
+			unsigned pref = t[i].pref;
+
+			*self_r = 1;
+			/* targets are sorted: cut at the first of our rank */
+			for (i = 0; i < n && t[i].pref < pref; i++)
+				;
+			return i;
+		}
+	return n;
+}
+
 static void
 job_on_mx(const struct mx_result *res, void *arg)
 {
 	struct delivery_job *j = arg;
-	size_t i;
+	size_t i, n;
+	int self;
 
 	j->mxl = NULL;
 	if (res->status != MX_OK) {
@@ -643,14 +700,31 @@ job_on_mx(const struct mx_result *res, void *arg)
 		    res->text);
 		return;
 	}
-	j->mxt = calloc(res->ntargets, sizeof(*j->mxt));
-	j->mxh = calloc(res->ntargets, sizeof(*j->mxh));
+	n = job_drop_self(j->ctx->p.helo, res->targets, res->ntargets, &self);
+	if (n == 0) {
+		char text[600];
+
+		/* Deferred, not bounced: a DNS or [server] hostname mistake
+		 * that the administrator can still fix. */
+		snprintf(text, sizeof(text), "mail for %s loops back to myself "
+		    "(%s is an MX host of %s; RFC 5321 5.1)", res->domain,
+		    j->ctx->p.helo, res->domain);
+		log_warning("id=%s domain=%s %s", j->env->id, res->domain, text);
+		job_record_all(j, 0, text);
+		return;
+	}
+	if (self)
+		log_debug("id=%s domain=%s we are an MX host: %zu more "
+		    "preferred address(es) of %zu", j->env->id, res->domain, n,
+		    res->ntargets);
+	j->mxt = calloc(n, sizeof(*j->mxt));
+	j->mxh = calloc(n, sizeof(*j->mxh));
 	if (j->mxt == NULL || j->mxh == NULL) {
 		job_record_all(j, 0, "out of resources");
 		return;
 	}
-	memcpy(j->mxt, res->targets, res->ntargets * sizeof(*j->mxt));
-	for (i = 0; i < res->ntargets; i++) {
+	memcpy(j->mxt, res->targets, n * sizeof(*j->mxt));
+	for (i = 0; i < n; i++) {
 		j->mxh[i].spec = j->mxt[i].spec;
 		j->mxh[i].addr = (const struct sockaddr *)&j->mxt[i].addr;
 		j->mxh[i].addrlen = j->mxt[i].addrlen;
@@ -659,7 +733,7 @@ job_on_mx(const struct mx_result *res, void *arg)
 		    res->domain, i, j->mxt[i].spec, j->mxt[i].pref);
 	}
 	j->hosts = j->mxh;
-	j->nhosts = res->ntargets;
+	j->nhosts = n;
 	j->host = 0;
 	job_try_host(j);
 }
@@ -709,6 +783,10 @@ job_next_group(struct delivery_job *j)
 			continue;
 		j->group[j->ngroup] = i;
 		j->rcpts[j->ngroup] = j->env->rcpts[j->idx[i]].addr;
+		j->notify[j->ngroup] = j->env->rcpts[j->idx[i]].notify ?
+		    smtp_dsn_notify_str(j->env->rcpts[j->idx[i]].notify,
+		    j->notify_text[i], sizeof(j->notify_text[i])) : NULL;
+		j->orcpt[j->ngroup] = j->env->rcpts[j->idx[i]].orcpt;
 		j->ngroup++;
 	}
 	if (j->ngroup == 0) {
@@ -743,10 +821,14 @@ delivery_run(struct delivery_ctx *ctx, struct envelope *env, int fd,
 	j->done = calloc(n + 1, sizeof(*j->done));
 	j->group = calloc(n + 1, sizeof(*j->group));
 	j->rcpts = calloc(n + 1, sizeof(*j->rcpts));
+	j->notify = calloc(n + 1, sizeof(*j->notify));
+	j->orcpt = calloc(n + 1, sizeof(*j->orcpt));
+	j->notify_text = calloc(n + 1, sizeof(*j->notify_text));
 	j->next_ev = evtimer_new(ctx->base, job_next_cb, j);
 	j->fd = -1;
 	if (!j->idx || !j->route || !j->domain || !j->done || !j->group ||
-	    !j->rcpts || !j->next_ev) {
+	    !j->rcpts || !j->notify || !j->orcpt || !j->notify_text ||
+	    !j->next_ev) {
 		job_free(j);
 		return -1;
 	}

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtp/path.h"
+
 int
 envelope_set(char **field, const char *value)
 {
@@ -98,17 +100,25 @@ envelope_serialize(const struct envelope *e, struct buf *out)
 	    env_putn(out, 'N', e->next_attempt) == -1 ||
 	    (e->prepend && env_put(out, 'P', e->prepend) == -1) ||
 	    (e->hold_reason && env_put(out, 'Q', e->hold_reason) == -1) ||
-	    (e->hold_time && env_putn(out, 'X', e->hold_time) == -1))
+	    (e->hold_time && env_putn(out, 'X', e->hold_time) == -1) ||
+	    (e->dsn_ret && env_put(out, 'K', e->dsn_ret == 'F' ? "FULL" :
+	    "HDRS") == -1) ||
+	    (e->dsn_envid && env_put(out, 'J', e->dsn_envid) == -1) ||
+	    (e->delay_warned && env_putn(out, 'W', e->delay_warned) == -1))
 		return -1;
 	for (i = 0; i < e->nrcpt; i++) {
 		struct buf line = { 0 };
+		char notify[32];
 		int r;
 
 		rs[0] = e->rcpts[i].state;
 		r = buf_appends(&line, rs) == -1 ||
 		    buf_appends(&line, e->rcpts[i].addr) == -1 ||
 		    env_put(out, 'R', line.data) == -1 ||
-		    (e->rcpts[i].last && env_put(out, 'L', e->rcpts[i].last) == -1);
+		    (e->rcpts[i].last && env_put(out, 'L', e->rcpts[i].last) == -1) ||
+		    (e->rcpts[i].notify && env_put(out, 'Y', smtp_dsn_notify_str(
+		    e->rcpts[i].notify, notify, sizeof(notify))) == -1) ||
+		    (e->rcpts[i].orcpt && env_put(out, 'O', e->rcpts[i].orcpt) == -1);
 		buf_free(&line);
 		if (r)
 			return -1;
@@ -234,8 +244,35 @@ envelope_parse(const char *data, size_t n, struct envelope *e,
 			    envelope_set(&e->hold_reason, v) == -1)
 				goto fail;
 			break;
+		case 'K':
+			if (e->dsn_ret != 0)
+				goto fail;
+			if (strcmp(v, "FULL") == 0)
+				e->dsn_ret = 'F';
+			else if (strcmp(v, "HDRS") == 0)
+				e->dsn_ret = 'H';
+			else
+				goto fail;
+			break;
+		case 'J':
+			if (e->dsn_envid != NULL || smtp_xtext_check(v) == -1 ||
+			    envelope_set(&e->dsn_envid, v) == -1)
+				goto fail;
+			break;
+		case 'Y':
+			if (e->nrcpt == 0 || e->rcpts[e->nrcpt - 1].notify ||
+			    smtp_dsn_notify_parse(v,
+			    &e->rcpts[e->nrcpt - 1].notify) == -1)
+				goto fail;
+			break;
+		case 'O':
+			if (e->nrcpt == 0 || e->rcpts[e->nrcpt - 1].orcpt ||
+			    smtp_dsn_orcpt_check(v) == -1 ||
+			    envelope_set(&e->rcpts[e->nrcpt - 1].orcpt, v) == -1)
+				goto fail;
+			break;
 		case 'T': case 'Z': case 'B': case 'U': case 'A': case 'N':
-		case 'X':
+		case 'X': case 'W':
 			if (env_number(v, &num) == -1 || num < 0)
 				goto fail;
 			if (type == 'T')
@@ -250,6 +287,8 @@ envelope_parse(const char *data, size_t n, struct envelope *e,
 				e->attempts = (int)(num > 1000000 ? 1000000 : num);
 			else if (type == 'X')
 				e->hold_time = num;
+			else if (type == 'W')
+				e->delay_warned = num;
 			else
 				e->next_attempt = num;
 			break;
@@ -295,6 +334,7 @@ envelope_free(struct envelope *e)
 	for (i = 0; i < e->nrcpt; i++) {
 		free(e->rcpts[i].addr);
 		free(e->rcpts[i].last);
+		free(e->rcpts[i].orcpt);
 	}
 	free(e->rcpts);
 	free(e->session);
@@ -303,5 +343,6 @@ envelope_free(struct envelope *e)
 	free(e->sender);
 	free(e->prepend);
 	free(e->hold_reason);
+	free(e->dsn_envid);
 	memset(e, 0, sizeof(*e));
 }

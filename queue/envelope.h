@@ -23,12 +23,18 @@
  *   P <text>            header fields to prepend on delivery (CRLF lines)
  *   Q <text>            why the message was held (quarantine), optional
  *   X <unix seconds>    when it was held, optional
+ *   K <FULL|HDRS>       RFC 3461 RET=, optional
+ *   J <xtext>           RFC 3461 ENVID= as received, optional
+ *   W <unix seconds>    when the delay warning was sent, optional
  *   R <P|D|F> <addr>    recipient: pending, delivered, failed
  *   L <text>            last result for the recipient just above
+ *   Y <notify>          RFC 3461 NOTIFY= of the recipient above: NEVER, or
+ *                       SUCCESS,FAILURE,DELAY (those given), optional
+ *   O <type;xtext>      RFC 3461 ORCPT= of the recipient above, optional
  *   E
  *
  * Optional records are written only when set (Q when hold_reason is not
- * NULL, X when hold_time is not 0), so an envelope of a message that was
+ * NULL, X when hold_time is not 0; K, J, W, Y, O when set), so an envelope of a message that was
  * never held has none, and envelopes written before a record existed still
  * parse. Whether a message is held is said by the spool area it lives in
  * (queue/spool.h), never by these records: a released message keeps them
@@ -52,6 +58,11 @@ struct env_rcpt {
 	char *addr;
 	char state;		/* enum env_rcpt_state */
 	char *last;		/* last delivery result, or NULL */
+	int notify;		/* SMTP_NOTIFY_* (smtp/path.h); 0: not given */
+	char *orcpt;		/* ORCPT "addr-type;xtext", or NULL */
+	int dsn_passed;		/* not stored: this attempt delivered to a
+				 * next hop that took NOTIFY (RFC 3461 5.2.2:
+				 * it reports success, not us) */
 };
 
 struct envelope {
@@ -70,6 +81,9 @@ struct envelope {
 				 * stored (Authentication-Results), or NULL */
 	char *hold_reason;	/* why it was held, or NULL */
 	long long hold_time;	/* when it was held, 0 if never */
+	char dsn_ret;		/* RET: 'F' FULL, 'H' HDRS, 0 not given */
+	char *dsn_envid;	/* ENVID as xtext, or NULL */
+	long long delay_warned;	/* when the delay warning went, 0 if not */
 	struct env_rcpt *rcpts;
 	size_t nrcpt;
 };

@@ -11,12 +11,15 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "queue/dsn.h"
+#include "smtp/path.h"
 
 struct sched_entry {
 	char id[ID_LEN + 1];
 	long long when;
 	int busy;
-	char *was_failed;		/* per recipient: failed before this attempt */
+	int lockfd;			/* content, locked while busy (spool_attempt_lock) */
+	char *prev_state;		/* per recipient: state before this attempt */
 	struct envelope env;		/* loaded while busy */
 	struct scheduler *s;
 	struct sched_entry *next;
@@ -86,7 +89,7 @@ scheduler_free(struct scheduler *s)
 	while ((e = s->entries) != NULL) {
 		s->entries = e->next;
 		envelope_free(&e->env);
-		free(e->was_failed);
+		free(e->prev_state);
 		free(e);
 	}
 	event_free(s->tick);
@@ -138,6 +141,7 @@ scheduler_add(struct scheduler *s, const char *id, long long when)
 		return -1;
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->when = when;
+	e->lockfd = -1;
 	e->s = s;
 	/* appended: the tick scans oldest first, so old deferred messages
 	 * are not starved by new arrivals */
@@ -165,117 +169,157 @@ sched_drop(struct scheduler *s, struct sched_entry *e)
 			break;
 		}
 	envelope_free(&e->env);
-	free(e->was_failed);
+	free(e->prev_state);
+	if (e->lockfd != -1)
+		close(e->lockfd);
 	free(e);
 	s->n--;
 }
 
-static void
-rfc5322_date(char *out, size_t n)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
-
 /*
- * A basic non-delivery report to the sender (RFC 5321 6.2 sends it from
- * the null reverse path so it can never loop). The RFC 3464 multipart
- * form comes with the queue issue.
+ * Delivery status notifications (RFC 3464, built by queue/dsn) to the
+ * sender, from the null reverse path so that they can never loop (RFC
+ * 5321 6.2, 4.5.5): never about a message from the null sender, which a
+ * report itself is. What each recipient asked for (RFC 3461 NOTIFY, 0 =
+ * FAILURE,DELAY) decides whether it is reported.
  */
+
 /* Is recipient i newly failed in this attempt? */
 static int
 sched_new_failure(const struct sched_entry *e, size_t i)
 {
 	return e->env.rcpts[i].state == ENV_FAILED &&
-	    !(e->was_failed && e->was_failed[i]);
+	    !(e->prev_state && e->prev_state[i] == ENV_FAILED);
+}
+
+/* Is recipient i to be in a report of this kind, after this attempt? */
+static int
+sched_reports(const struct sched_entry *e, size_t i, enum dsn_action kind)
+{
+	const struct env_rcpt *r = &e->env.rcpts[i];
+	int notify = r->notify ? r->notify : SMTP_NOTIFY_DEFAULT;
+
+	switch (kind) {
+	case DSN_FAILED:
+		return sched_new_failure(e, i) && (notify & SMTP_NOTIFY_FAILURE);
+	case DSN_DELAYED:
+		return r->state == ENV_PENDING && (notify & SMTP_NOTIFY_DELAY);
+	default:
+		/* RFC 3461 5.2.2: "relayed" unless the next hop took NOTIFY
+		 * and reports the success itself */
+		return r->state == ENV_DELIVERED && (notify & SMTP_NOTIFY_SUCCESS) &&
+		    !r->dsn_passed && !(e->prev_state &&
+		    e->prev_state[i] == ENV_DELIVERED);
+	}
 }
 
 static int
-sched_bounce(struct scheduler *s, const struct sched_entry *e)
+sched_has_8bit(const char *s)
 {
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * Queue one report of this kind about e's message for the recipients it
+ * concerns (none: nothing to do). 0 when queued or not needed, -1 when it
+ * could not be queued.
+ */
+static int
+sched_report(struct scheduler *s, const struct sched_entry *e,
+    enum dsn_action kind, long long now)
+{
+	static const char *what[] = { "bounce", "delay warning", "", "success notification" };
 	const struct envelope *env = &e->env;
+	struct dsn_rcpt *rc;
+	struct dsn_report rep;
 	struct buf b = { 0 };
 	struct envelope be;
 	struct spool_msg *m;
-	char id[ID_LEN + 1], date[64], chunk[4096];
-	size_t i, hdr = 0;
-	off_t size;
-	int fd;
+	char id[ID_LEN + 1];
+	size_t i, n = 0;
+	off_t size = 0;
+	int fd, eight, r;
 
+	for (i = 0; i < env->nrcpt; i++)
+		n += sched_reports(e, i, kind);
+	if (n == 0)
+		return 0;
 	if (env->sender == NULL || env->sender[0] == '\0') {
-		log_info("id=%s failed recipients not bounced: null sender", env->id);
+		log_info("id=%s %s: null sender", env->id, kind == DSN_FAILED ?
+		    "failed recipients not bounced" : kind == DSN_DELAYED ?
+		    "no delay warning" : "no success notification");
 		return 0;
 	}
-	rfc5322_date(date, sizeof(date));
-	buf_appendf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
-	    "To: <%s>\r\n"
-	    "Subject: Undelivered Mail Returned to Sender\r\n"
-	    "Date: %s\r\n"
-	    "Message-ID: <%s.bounce@%s>\r\n"
-	    "Auto-Submitted: auto-replied\r\n"
-	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\n"
-	    "\r\n"
-	    "This is the mail system at %s.\r\n\r\n"
-	    "Your message could not be delivered to one or more recipients.\r\n\r\n",
-	    s->p.hostname, env->sender, date, env->id, s->p.hostname,
-	    s->p.hostname);
-	for (i = 0; i < env->nrcpt; i++)
-		if (sched_new_failure(e, i))
-			buf_appendf(&b, "<%s>: %s\r\n", env->rcpts[i].addr,
-			    env->rcpts[i].last ? env->rcpts[i].last : "failed");
-	buf_appendf(&b, "\r\n--- Headers of the original message (queue id %s) ---\r\n\r\n",
-	    env->id);
-	/* Copy the original header section, at most 64 KiB. */
-	if ((fd = spool_open_content(s->sp, env->id, &size)) != -1) {
-		ssize_t r;
-
-		while (hdr < 65536 && (r = read(fd, chunk, sizeof(chunk))) > 0) {
-			char *end = memmem(chunk, (size_t)r, "\r\n\r\n", 4);
-			size_t take = end ? (size_t)(end - chunk) + 2 : (size_t)r;
-
-			/* a header/body boundary split across reads is missed;
-			 * the 64 KiB cap bounds that case */
-			buf_append(&b, chunk, take);
-			hdr += take;
-			if (end)
-				break;
-		}
-		close(fd);
+	if ((rc = calloc(n, sizeof(*rc))) == NULL)
+		return -1;
+	for (i = 0, n = 0; i < env->nrcpt; i++) {
+		if (!sched_reports(e, i, kind))
+			continue;
+		rc[n].addr = env->rcpts[i].addr;
+		rc[n].orcpt = env->rcpts[i].orcpt;
+		rc[n].last = env->rcpts[i].last;
+		rc[n].action = kind;
+		/* the time ran out (5.4.7), unless the last reply was final */
+		rc[n].expired = kind == DSN_FAILED &&
+		    now - env->arrival >= s->p.max_lifetime;
+		n++;
 	}
-	if (b.len < 2 || memcmp(b.data + b.len - 2, "\r\n", 2) != 0)
-		buf_appends(&b, "\r\n");
-
+	if ((m = spool_msg_new(s->sp, id)) == NULL) {
+		free(rc);
+		log_error("id=%s %s could not be queued", env->id, what[kind]);
+		return -1;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.hostname = s->p.hostname;
+	rep.queue_id = env->id;
+	rep.dsn_id = id;
+	rep.sender = env->sender;
+	rep.envid = env->dsn_envid;
+	rep.ret_full = env->dsn_ret == 'F';
+	rep.smtputf8 = env->smtputf8;
+	rep.arrival = env->arrival;
+	rep.attempt = now;
+	rep.retry_until = env->arrival + s->p.max_lifetime;
+	rep.now = now;
+	rep.rcpts = rc;
+	rep.nrcpt = n;
+	fd = spool_open_content(s->sp, env->id, &size);
+	r = dsn_build(&rep, fd, size, &b, &eight);
+	if (fd != -1)
+		close(fd);
+	free(rc);
 	memset(&be, 0, sizeof(be));
-	if ((m = spool_msg_new(s->sp, id)) == NULL ||
-	    spool_msg_write(m, b.data, b.len) == -1) {
+	if (r == -1 || spool_msg_write(m, b.data, b.len) == -1) {
 		spool_msg_abort(m);
-		log_error("id=%s bounce could not be queued", env->id);
+		log_error("id=%s %s could not be queued", env->id, what[kind]);
 		buf_free(&b);
 		return -1;
 	}
 	buf_free(&b);
-	be.arrival = time(NULL);
+	be.arrival = now;
+	be.body_8bit = eight;
+	be.smtputf8 = env->smtputf8 && (eight || sched_has_8bit(env->sender));
 	if (envelope_set(&be.session, "bounce") == -1 ||
 	    envelope_set(&be.client_ip, "127.0.0.1") == -1 ||
 	    envelope_set(&be.helo, s->p.hostname) == -1 ||
 	    envelope_set(&be.sender, "") == -1 ||
 	    envelope_add_rcpt(&be, env->sender) == -1) {
 		spool_msg_abort(m);
-		log_error("id=%s bounce could not be queued: out of memory", env->id);
+		log_error("id=%s %s could not be queued: out of memory", env->id,
+		    what[kind]);
 		envelope_free(&be);
 		return -1;
 	}
 	if (spool_msg_commit(m, &be) == -1) {
-		log_error("id=%s bounce could not be queued", env->id);
+		log_error("id=%s %s could not be queued", env->id, what[kind]);
 		envelope_free(&be);
 		return -1;
 	}
-	log_info("id=%s bounce queued as id=%s to=<%s>", env->id, be.id,
-	    log_safe(env->sender));
+	log_info("id=%s %s queued as id=%s to=<%s> recipients=%zu", env->id,
+	    what[kind], be.id, log_safe(env->sender), n);
 	scheduler_add(s, be.id, 0);
 	envelope_free(&be);
 	return 0;
@@ -291,6 +335,8 @@ sched_done_cb(struct envelope *env, void *arg)
 
 	s->active--;
 	e->busy = 0;
+	/* the content lock is released at the end of this function (or by
+	 * sched_drop): the command line waits until the outcome is written */
 	/* a freed slot goes to the next due message now, not at the tick */
 	event_active(s->tick, EV_TIMEOUT, 0);
 	env->attempts++;
@@ -313,7 +359,7 @@ sched_done_cb(struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpt; i++)
 		if (sched_new_failure(e, i))
 			failed++;
-	if (failed > 0 && sched_bounce(s, e) == -1) {
+	if (failed > 0 && sched_report(s, e, DSN_FAILED, now) == -1) {
 		/* Bounce before the state is saved: a crash in between
 		 * repeats the attempt, never loses the report. If the bounce
 		 * cannot be queued, the recipients failed in this attempt stay
@@ -324,8 +370,16 @@ sched_done_cb(struct envelope *env, void *arg)
 				env->rcpts[i].state = ENV_PENDING;
 		pending = envelope_pending(env);
 	}
-	free(e->was_failed);
-	e->was_failed = NULL;
+	/* RFC 3461 NOTIFY=SUCCESS: delivered is delivered; a report that
+	 * cannot be queued is only logged */
+	sched_report(s, e, DSN_RELAYED, now);
+	/* One delay warning per message, recorded in the envelope below */
+	if (pending > 0 && s->p.delay_warning > 0 && env->delay_warned == 0 &&
+	    now - env->arrival >= s->p.delay_warning &&
+	    sched_report(s, e, DSN_DELAYED, now) == 0)
+		env->delay_warned = now;
+	free(e->prev_state);
+	e->prev_state = NULL;
 	if (pending == 0) {
 		if (spool_remove(s->sp, env->id) == -1)
 			log_error("id=%s cannot remove from spool: %s", env->id,
@@ -345,6 +399,8 @@ sched_done_cb(struct envelope *env, void *arg)
 	log_info("id=%s deferred pending=%zu attempts=%d next_attempt_in=%llds",
 	    env->id, pending, env->attempts, env->next_attempt - now);
 	envelope_free(&e->env);
+	close(e->lockfd);
+	e->lockfd = -1;
 }
 
 static void
@@ -353,27 +409,48 @@ sched_start(struct scheduler *s, struct sched_entry *e)
 	const char *err;
 	size_t i;
 	off_t size;
-	int fd;
+	int fd, gone;
 
+	/* Content first, locked (queue/spool.h: the command line's hold,
+	 * delete and flush wait for no attempt), then the envelope: a message
+	 * the administrator moved or removed meanwhile has no envelope. */
+	if ((fd = spool_open_content(s->sp, e->id, &size)) != -1 &&
+	    (spool_attempt_lock(fd) == -1 || (e->lockfd = dup(fd)) == -1)) {
+		log_debug("id=%s busy in the spool (%s); trying again shortly",
+		    e->id, strerror(errno));
+		close(fd);
+		e->when = time(NULL) + 1;
+		return;
+	}
+	gone = fd == -1 && errno == ENOENT;
 	if (spool_load(s->sp, e->id, &e->env, &err) == -1) {
-		spool_quarantine_corrupt(s->sp, e->id, err);
+		if (errno == ENOENT)
+			log_info("id=%s removed from the queue by the administrator",
+			    e->id);
+		else
+			spool_quarantine_corrupt(s->sp, e->id, err);
+		if (fd != -1)
+			close(fd);
 		sched_drop(s, e);
 		return;
 	}
-	if ((fd = spool_open_content(s->sp, e->id, &size)) == -1) {
+	if (fd == -1) {
 		envelope_free(&e->env);
-		spool_quarantine_corrupt(s->sp, e->id, "content unreadable");
+		spool_quarantine_corrupt(s->sp, e->id, gone ? "content missing" :
+		    "content unreadable");
 		sched_drop(s, e);
 		return;
 	}
-	free(e->was_failed);
-	if ((e->was_failed = calloc(e->env.nrcpt + 1, 1)) != NULL)
+	free(e->prev_state);
+	if ((e->prev_state = calloc(e->env.nrcpt + 1, 1)) != NULL)
 		for (i = 0; i < e->env.nrcpt; i++)
-			e->was_failed[i] = e->env.rcpts[i].state == ENV_FAILED;
+			e->prev_state[i] = e->env.rcpts[i].state;
 	e->busy = 1;
 	s->active++;
 	if (delivery_run(s->dctx, &e->env, fd, size, sched_done_cb, e) == -1) {
 		close(fd);
+		close(e->lockfd);
+		e->lockfd = -1;
 		e->busy = 0;
 		s->active--;
 		e->when = time(NULL) + 60;
@@ -395,13 +472,35 @@ sched_tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* pickup/ID: released into queue/ (unknown here) or flushed (known):
+ * either way, attempt it now. pickup/FLUSH-ALL (id NULL): everything. */
 static void
 sched_picked_up(const char *id, void *arg)
 {
 	struct scheduler *s = arg;
+	struct sched_entry *e;
+	size_t n = 0;
 
-	if (sched_find(s, id) != NULL)
-		return;		/* known already: its schedule stands */
+	if (id == NULL) {
+		for (e = s->entries; e; e = e->next)
+			if (!e->busy) {
+				e->when = 0;
+				n++;
+			}
+		log_info("flush: %zu message(s) due now, %zu being attempted",
+		    n, s->active);
+		event_active(s->tick, EV_TIMEOUT, 0);
+		return;
+	}
+	if ((e = sched_find(s, id)) != NULL) {
+		if (!e->busy) {
+			e->when = 0;
+			event_active(s->tick, EV_TIMEOUT, 0);
+		}
+		log_info("id=%s flushed: %s", id, e->busy ?
+		    "being attempted already" : "due now");
+		return;
+	}
 	if (scheduler_add(s, id, 0) == -1)
 		log_error("id=%s released but not scheduled: out of memory "
 		    "(delivered after the next start)", id);
@@ -410,7 +509,8 @@ sched_picked_up(const char *id, void *arg)
 }
 
 /* Once a second: messages put in queue/ behind our back (mxgate quarantine
- * release). pickup/ is nearly always empty: one opendir and readdir. */
+ * release, mxgate queue release) and flush requests (mxgate queue flush).
+ * pickup/ is nearly always empty: one opendir and readdir. */
 static void
 sched_pickup_cb(evutil_socket_t fd, short what, void *arg)
 {

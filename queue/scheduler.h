@@ -1,16 +1,29 @@
 /*
  * queue/scheduler: decides when each queued message is attempted, runs
  * attempts through queue/delivery, and settles the outcome in the spool:
- * delivered and failed recipients are recorded, failed ones are bounced to
- * the sender (never for the null sender), the message is removed once no
- * recipient is pending, otherwise retried with exponential backoff until
- * max_lifetime, when the rest fail.
+ * delivered and failed recipients are recorded, the message is removed
+ * once no recipient is pending, otherwise retried with exponential backoff
+ * until max_lifetime, when the rest fail.
+ *
+ * Reports to the sender (RFC 3464 DSNs, queue/dsn.h), queued like any
+ * message from the null sender, never about a message from the null
+ * sender (so never about a report): after each attempt, one "failed"
+ * report listing the recipients that failed in it, one "relayed" report
+ * for those delivered in it that asked NOTIFY=SUCCESS where the next hop
+ * did not take the request (RFC 3461 5.2.2), and once per message, when
+ * delay_warning has passed since arrival, one "delayed" report listing the
+ * recipients still pending (recorded in the envelope). A recipient is in
+ * a report only if its NOTIFY allows it (none given: FAILURE,DELAY).
  *
  * The schedule lives in memory; the spool is the truth. On start the
  * gateway feeds every recovered message with scheduler_add. While it runs,
- * a timer checks the spool's pickup/ once a second (spool_pickup) and adds
- * each message released there that it does not know yet, due now: that is
- * how `mxgate quarantine release` reaches a running daemon.
+ * a timer checks the spool's pickup/ once a second (spool_pickup): a
+ * message named there is due now, added if it is not known yet (that is
+ * how `mxgate quarantine release` and `mxgate queue release|flush` reach
+ * a running daemon); pickup/FLUSH-ALL makes every known message due now.
+ * An attempt holds its message's content locked (spool_attempt_lock) until
+ * its outcome is written; a message found gone from queue/ when its turn
+ * comes (held or deleted by `mxgate queue`) is forgotten with an info line.
  */
 #ifndef QUEUE_SCHEDULER_H
 #define QUEUE_SCHEDULER_H
@@ -27,6 +40,8 @@ struct scheduler_params {
 	int retry_initial;	/* seconds until the first retry */
 	int retry_max;		/* backoff cap */
 	int max_lifetime;	/* seconds before pending recipients fail */
+	int delay_warning;	/* seconds before one "delayed" report (RFC
+				 * 3464) goes to the sender; 0: never */
 };
 
 /* All borrowed; they must outlive the scheduler. */

@@ -9,10 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "queue/commit.h"
 #include "queue/spool_int.h"
 
 struct spool_msg {
@@ -20,6 +22,7 @@ struct spool_msg {
 	char id[ID_LEN + 1];
 	int fd;
 	size_t size;
+	int err;	/* a disk-full write error, kept for the commit */
 };
 
 int
@@ -123,10 +126,15 @@ spool_msg_new(struct spool *sp, char id_r[ID_LEN + 1])
 int
 spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 {
+	if (m->err != 0)
+		return 0;	/* failed already: the commit will say so */
 	if (fs_write_all(m->fd, p, n) == -1) {
 		log_error("spool=%s id=%s write failed: %s", m->sp->dir, m->id,
 		    strerror(errno));
-		return -1;
+		if (errno != ENOSPC && errno != EDQUOT)
+			return -1;
+		m->err = errno;
+		return 0;
 	}
 	m->size += n;
 	return 0;
@@ -160,7 +168,7 @@ spool_msg_abort(struct spool_msg *m)
 }
 
 /* rename() that fails with EEXIST instead of replacing. */
-static int
+int
 spool_rename_new(const char *from, const char *to)
 {
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
@@ -173,94 +181,146 @@ spool_rename_new(const char *from, const char *to)
 	return unlink(from);
 }
 
-static int
-spool_msg_commit_in(struct spool_msg *m, struct envelope *env,
-    const char *area)
+/*
+ * The event loop's part of a commit: m becomes a commit job (paths, the
+ * serialized envelope, the content's fd) and is freed. NULL with errno
+ * when that fails; nothing of the message is left then.
+ */
+static struct commit_job *
+spool_commit_prepare(struct spool_msg *m, struct envelope *env, int held)
 {
-	char tmsg[SPOOL_PATH_MAX], tenv[SPOOL_PATH_MAX], qmsg[SPOOL_PATH_MAX], qenv[SPOOL_PATH_MAX];
-	struct buf b = { 0 };
-	int fd = -1, e;
-	const char *step = "content fsync";
+	struct spool *sp = m->sp;
+	struct commit_job *j;
+	const char *area = held ? sp->hold : sp->queue, *step = "write";
+	int e = m->err;
 
 	memcpy(env->id, m->id, ID_LEN + 1);
 	env->size = m->size;
-	if (spool_path(tmsg, sizeof(tmsg), m->sp->tmp, m->id, "msg") == -1 ||
-	    spool_path(tenv, sizeof(tenv), m->sp->tmp, m->id, "env") == -1 ||
-	    spool_path(qmsg, sizeof(qmsg), area, m->id, "msg") == -1 ||
-	    spool_path(qenv, sizeof(qenv), area, m->id, "env") == -1)
+	if (held && env->hold_time == 0)
+		env->hold_time = time(NULL);
+	if (e != 0)
 		goto fail;
-	if (fsync(m->fd) == -1)
-		goto fail;
-	step = "content close";
-	if (close(m->fd) == -1) {
-		m->fd = -1;
-		goto fail;
-	}
-	m->fd = -1;
 	step = "envelope write";
-	if (envelope_serialize(env, &b) == -1) {
-		errno = ENOMEM;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		e = ENOMEM;
 		goto fail;
 	}
-	if ((fd = open(tenv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1 ||
-	    fs_write_all(fd, b.data, b.len) == -1)
-		goto fail;
-	step = "envelope fsync";
-	if (fsync(fd) == -1 || close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	/* Never replace a queued message, whatever the ids say. */
-	step = "rename";
-	if (spool_rename_new(tmsg, qmsg) == -1)
-		goto fail;
-	if (spool_rename_new(tenv, qenv) == -1) {
-		e = errno;
-		rename(qmsg, tmsg);
-		errno = e;
+	if (spool_path(j->tmsg, sizeof(j->tmsg), sp->tmp, m->id, "msg") == -1 ||
+	    spool_path(j->tenv, sizeof(j->tenv), sp->tmp, m->id, "env") == -1 ||
+	    spool_path(j->amsg, sizeof(j->amsg), area, m->id, "msg") == -1 ||
+	    spool_path(j->aenv, sizeof(j->aenv), area, m->id, "env") == -1 ||
+	    envelope_serialize(env, &j->env) == -1) {
+		e = errno == ENAMETOOLONG ? errno : ENOMEM;
+		buf_free(&j->env);
+		free(j);
 		goto fail;
 	}
-	/* The commit point is durable only once the directory is. */
-	step = "directory fsync";
-	if (fs_sync_dir(area) == -1) {
-		e = errno;
-		/* Not acknowledged: take it back out of the queue. */
-		unlink(qenv);
-		unlink(qmsg);
-		errno = e;
-		goto fail;
-	}
-	buf_free(&b);
+	j->sp = sp;
+	memcpy(j->id, m->id, ID_LEN + 1);
+	j->held = held;
+	j->area = area;
+	j->fd = m->fd;
+	j->env_fd = -1;
 	free(m);
-	return 0;
+	return j;
 fail:
-	e = errno;
-	log_error("spool=%s id=%s commit failed at %s: %s", m->sp->dir, m->id,
+	log_error("spool=%s id=%s commit failed at %s: %s", sp->dir, m->id,
 	    step, strerror(e));
-	if (fd != -1)
-		close(fd);
-	if (m->fd != -1)
-		close(m->fd);
-	spool_unlink_tmp(m);
-	buf_free(&b);
-	free(m);
+	spool_msg_abort(m);
 	errno = e;
-	return -1;
+	return NULL;
+}
+
+/* The whole commit, here and now: a batch of one. */
+static int
+spool_commit_now(struct commit_job *j)
+{
+	struct commit_stats st;
+	int e;
+
+	memset(&st, 0, sizeof(st));
+	commit_batch_run(j, &st, NULL, NULL);
+	if (j->rc != 0)
+		log_error("spool=%s id=%s commit failed at %s: %s", j->sp->dir,
+		    j->id, j->step ? j->step : "?", strerror(j->err));
+	e = j->err;
+	return e == 0 ? 0 : (errno = e, -1);
+}
+
+static int
+spool_msg_commit_in(struct spool_msg *m, struct envelope *env, int held)
+{
+	struct commit_job *j;
+	int r, e;
+
+	if ((j = spool_commit_prepare(m, env, held)) == NULL)
+		return -1;
+	r = spool_commit_now(j);
+	e = errno;
+	commit_job_free(j);
+	errno = e;
+	return r;
 }
 
 int
 spool_msg_commit(struct spool_msg *m, struct envelope *env)
 {
-	return spool_msg_commit_in(m, env, m->sp->queue);
+	return spool_msg_commit_in(m, env, 0);
 }
 
 int
 spool_msg_commit_held(struct spool_msg *m, struct envelope *env)
 {
-	if (env->hold_time == 0)
-		env->hold_time = time(NULL);
-	return spool_msg_commit_in(m, env, m->sp->hold);
+	return spool_msg_commit_in(m, env, 1);
+}
+
+int
+spool_msg_commit_async(struct spool_msg *m, struct envelope *env, int held,
+    spool_commit_cb cb, void *arg)
+{
+	struct spool *sp = m->sp;
+	struct commit_job *j;
+	int r;
+
+	if ((j = spool_commit_prepare(m, env, held)) == NULL)
+		return -1;
+	j->cb = cb;
+	j->arg = arg;
+	if (sp->committer != NULL) {
+		commit_worker_submit(sp->committer, j);
+		return 0;
+	}
+	r = spool_commit_now(j);
+	cb(r, r == 0 ? 0 : errno, j->id, arg);
+	commit_job_free(j);
+	return 0;
+}
+
+void
+spool_set_committer(struct spool *sp, struct commit_worker *w)
+{
+	sp->committer = w;
+}
+
+/* statvfs at most once a second: MAIL asks it for every transaction. */
+int
+spool_space_low(struct spool *sp, unsigned long long min_free)
+{
+	struct statvfs vfs;
+	struct timespec ts;
+
+	if (min_free == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (sp->space_checked == 0 || ts.tv_sec != sp->space_checked) {
+		sp->space_checked = ts.tv_sec;
+		if (statvfs(sp->dir, &vfs) == -1)
+			return sp->space_no_inodes = 0;	/* cannot tell: the commit will */
+		sp->space_free = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+		/* no inode left for the two files of a message is full too */
+		sp->space_no_inodes = vfs.f_files > 0 && vfs.f_favail < 16;
+	}
+	return sp->space_no_inodes || sp->space_free < min_free;
 }
 
 static int

@@ -12,8 +12,10 @@
  *                            hold queue: same files, never delivered; it
  *                            leaves by spool_release (back to queue/) or
  *                            spool_remove_held
- *   pickup/ID                empty: "ID was just released into queue/",
- *                            a hint for the running daemon (spool_notify)
+ *   pickup/ID                empty: "ID was just released into queue/,
+ *                            or flushed: attempt it now", a hint for the
+ *                            running daemon (spool_notify)
+ *   pickup/FLUSH-ALL         empty: "attempt every queued message now"
  *   corrupt/                 anything found unreadable; kept, never deleted
  *                            nor replaced (a second NAME becomes NAME.1)
  *
@@ -62,7 +64,8 @@
  * Moves, removal of held messages and recovery take an exclusive flock(2)
  * on the spool directory, so the command-line tool and a starting daemon
  * never interleave them. The running daemon's own queue/ work (commit,
- * update, removal) does not take it.
+ * update, removal) does not take it: the command line's changes to queued
+ * messages also lock the message's content (spool_attempt_lock below).
  *
  * Removal: envelope first, then content, then the directory is fsynced.
  *
@@ -71,7 +74,9 @@
  * reaches a path.
  *
  * All calls block on the disk (open, write, fsync, rename): callers on the
- * event loop accept that cost per message.
+ * event loop accept that cost per message, except for the commit, whose
+ * fsyncs spool_msg_commit_async moves to a worker thread shared by
+ * concurrent commits (group commit, queue/commit.h).
  */
 #ifndef QUEUE_SPOOL_H
 #define QUEUE_SPOOL_H
@@ -80,6 +85,7 @@
 #include <sys/types.h>
 
 #include "lib/id.h"
+#include "queue/commit.h"
 #include "queue/envelope.h"
 
 struct spool;
@@ -92,6 +98,9 @@ const char *spool_dir(const struct spool *sp);
 
 /* A new message: picks an id (id_r) and creates tmp/ID.msg. */
 struct spool_msg *spool_msg_new(struct spool *sp, char id_r[ID_LEN + 1]);
+/* -1 on a write error; a full disk (ENOSPC, EDQUOT) is kept instead: the
+ * writes that follow do nothing and the commit fails with that errno (the
+ * client is answered at end of data, with 452 4.3.1 for a full disk). */
 int spool_msg_write(struct spool_msg *m, const void *p, size_t n);
 size_t spool_msg_size(const struct spool_msg *m);
 /*
@@ -106,6 +115,28 @@ int spool_msg_commit(struct spool_msg *m, struct envelope *env);
 int spool_msg_commit_held(struct spool_msg *m, struct envelope *env);
 /* Forget an uncommitted message: its temporary files are removed. */
 void spool_msg_abort(struct spool_msg *m);
+/*
+ * The commit off the event loop (group commit, queue/commit.h): the
+ * envelope is serialized now (env->id, env->size and, when held,
+ * env->hold_time are set now; env stays the caller's), the disk work runs
+ * on the spool's commit worker, and cb(rc, errno, id, arg) runs later
+ * from the loop, exactly once: rc 0 once the message is durable in queue/
+ * (hold/ when held), -1 when nothing was committed. Returns 0 when cb will
+ * run; -1 (errno, nothing left of m, cb never called) when the commit
+ * could not start. Without a worker (spool_set_committer) the commit is
+ * synchronous and cb runs before the call returns. m is freed either way.
+ */
+int spool_msg_commit_async(struct spool_msg *m, struct envelope *env,
+    int held, spool_commit_cb cb, void *arg);
+/* The worker for spool_msg_commit_async (NULL: synchronous); the caller
+ * keeps it and frees it (completing its commits) before spool_close. */
+void spool_set_committer(struct spool *sp, struct commit_worker *w);
+/*
+ * 1 when the spool's file system has less than min_free bytes available
+ * (or no inode left), else 0 (also when it cannot tell, or min_free is 0).
+ * Asks statvfs at most once a second: cheap enough for every MAIL.
+ */
+int spool_space_low(struct spool *sp, unsigned long long min_free);
 
 /* -1 with err_r naming the problem and errno: EINVAL (invalid id), ENOENT
  * (no such message), EBADMSG (the envelope does not parse or names another
@@ -138,9 +169,11 @@ int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg),
  */
 /* hold/ -> queue/. The running daemon learns of it through spool_notify. */
 int spool_release(struct spool *sp, const char *id);
-/* queue/ -> hold/, unchanged. The caller makes sure no delivery attempt is
- * running for it (the daemon's scheduler owns queue/ messages it knows). */
+/* queue/ -> hold/, unchanged; EBUSY while an attempt runs (below). */
 int spool_hold(struct spool *sp, const char *id);
+/* The same, the envelope first given reason and the time as its hold
+ * reason and hold time (Q and X records). */
+int spool_hold_as(struct spool *sp, const char *id, const char *reason);
 int spool_remove_held(struct spool *sp, const char *id);
 /* as spool_load, in hold/ */
 int spool_load_held(struct spool *sp, const char *id, struct envelope *env_r,
@@ -167,5 +200,33 @@ int spool_list(struct spool *sp, int held, int (*cb)(const char *id, void *arg),
 int spool_notify(struct spool *sp, const char *id);
 int spool_pickup(struct spool *sp, void (*cb)(const char *id, void *arg),
     void *arg);
+/*
+ * pickup/FLUSH-ALL (a name no queue id can have): "attempt everything
+ * now". spool_pickup reports it last, as cb(NULL), and counts it.
+ * spool_notify_pending: 1 while pickup/ID (or FLUSH-ALL for a NULL id) is
+ * still there, i.e. no running daemon has taken it yet; 0 once taken;
+ * -1 on error.
+ */
+#define SPOOL_PICKUP_ALL "FLUSH-ALL"
+int spool_notify_all(struct spool *sp);
+int spool_notify_pending(struct spool *sp, const char *id);
+
+/*
+ * Administration of queue/ while the daemon runs (queue/spool_hold.c).
+ * A delivery attempt holds a shared flock(2) on the message's content
+ * (spool_attempt_lock on the fd from spool_open_content, taken before the
+ * envelope is read and kept until the outcome is written). spool_hold,
+ * spool_hold_as, spool_remove_queued and spool_reschedule take the spool
+ * lock, apply the repair rules, then lock the content exclusively without
+ * waiting: they fail with EBUSY while an attempt runs, and no attempt
+ * starts while they work. The scheduler, finding a message it knows gone
+ * from queue/, forgets it. Errors as for the hold area above.
+ */
+/* 0, or -1 with EBUSY while the command line works on the message. */
+int spool_attempt_lock(int content_fd);
+/* queue/ID removed (envelope, content, directory fsync). */
+int spool_remove_queued(struct spool *sp, const char *id);
+/* The envelope's next attempt (N) set to when, atomically rewritten. */
+int spool_reschedule(struct spool *sp, const char *id, long long when);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -43,6 +44,9 @@ spool_unlock(int fd)
 	if (fd >= 0)
 		close(fd);	/* releases the flock */
 }
+
+static int spool_set_hold(struct spool *sp, const char *id,
+    const char *reason);
 
 static const char *
 spool_area_name(const struct spool *sp, const char *area)
@@ -126,16 +130,61 @@ spool_sync2(const char *a, const char *b)
 	return fs_sync_dir(a) == -1 || fs_sync_dir(b) == -1 ? -1 : 0;
 }
 
-/* Moves a message between the areas: content, then the envelope (the
- * commit point), each rename made durable before the next step. */
+int
+spool_attempt_lock(int content_fd)
+{
+	while (flock(content_fd, LOCK_SH | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			errno = EBUSY;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The administrator's side of spool_attempt_lock: queue/ID.msg locked
+ * exclusively without waiting. Under the spool lock, after spool_repair
+ * said the message is in queue/. An fd to close when done, or -1 with
+ * errno: EBUSY while an attempt runs, ENODATA without content.
+ */
 static int
-spool_move(struct spool *sp, const char *id, int to_hold)
+spool_idle_lock(struct spool *sp, const char *id)
+{
+	char path[SPOOL_PATH_MAX];
+	int fd, e;
+
+	if (spool_path(path, sizeof(path), sp->queue, id, "msg") == -1)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			errno = ENODATA;	/* recovery sends it to corrupt/ */
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		e = errno == EWOULDBLOCK ? EBUSY : errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Moves a message between the areas: content, then the envelope (the
+ * commit point), each rename made durable before the next step. Out of
+ * queue/ only while no attempt runs, with the envelope first given
+ * reason (when not NULL) as its hold reason. */
+static int
+spool_move(struct spool *sp, const char *id, int to_hold, const char *reason)
 {
 	const char *from = to_hold ? sp->queue : sp->hold;
 	const char *to = to_hold ? sp->hold : sp->queue;
 	char fm[SPOOL_PATH_MAX], fe[SPOOL_PATH_MAX], tm[SPOOL_PATH_MAX],
 	    te[SPOOL_PATH_MAX];
-	int lk, e;
+	int lk, idle = -1, e;
 
 	if (!id_valid(id)) {
 		errno = EINVAL;
@@ -155,6 +204,9 @@ spool_move(struct spool *sp, const char *id, int to_hold)
 		errno = ENODATA;	/* recovery sends it to corrupt/ */
 		goto fail;
 	}
+	if (to_hold && ((idle = spool_idle_lock(sp, id)) == -1 ||
+	    (reason != NULL && spool_set_hold(sp, id, reason) == -1)))
+		goto fail;
 	if (rename(fm, tm) == -1 || spool_sync2(to, from) == -1)
 		goto fail;
 	if (spool_rename_excl(fe, te) == -1) {
@@ -167,26 +219,107 @@ spool_move(struct spool *sp, const char *id, int to_hold)
 	/* moved; if this fails we cannot say it is durable */
 	if (spool_sync2(to, from) == -1)
 		goto fail;
+	spool_unlock(idle);
 	spool_unlock(lk);
 	log_info("spool=%s id=%s %s", sp->dir, id, to_hold ? "held" : "released");
 	return 0;
 fail:
 	e = errno;
+	spool_unlock(idle);
 	spool_unlock(lk);
 	errno = e;
 	return -1;
 }
 
+/* The queued envelope rewritten with a hold reason and time (history
+ * until the move, the reason once held). */
+static int
+spool_set_hold(struct spool *sp, const char *id, const char *reason)
+{
+	struct envelope env;
+	const char *err;
+	int r;
+
+	if (spool_load(sp, id, &env, &err) == -1)
+		return -1;
+	env.hold_time = time(NULL);
+	if ((r = envelope_set(&env.hold_reason, reason)) == -1)
+		errno = ENOMEM;
+	else
+		r = spool_update(sp, &env);
+	envelope_free(&env);
+	return r;
+}
+
 int
 spool_release(struct spool *sp, const char *id)
 {
-	return spool_move(sp, id, 0);
+	return spool_move(sp, id, 0, NULL);
 }
 
 int
 spool_hold(struct spool *sp, const char *id)
 {
-	return spool_move(sp, id, 1);
+	return spool_move(sp, id, 1, NULL);
+}
+
+int
+spool_hold_as(struct spool *sp, const char *id, const char *reason)
+{
+	return spool_move(sp, id, 1, reason);
+}
+
+int
+spool_remove_queued(struct spool *sp, const char *id)
+{
+	int lk, idle = -1, r = -1, e;
+
+	if (!id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((lk = spool_lock(sp)) == -1)
+		return -1;
+	if (spool_repair(sp, id) != sp->queue)
+		errno = ENOENT;
+	else if ((idle = spool_idle_lock(sp, id)) != -1)
+		r = spool_remove_in(sp, sp->queue, id);
+	e = errno;
+	spool_unlock(idle);
+	spool_unlock(lk);
+	if (r == 0)
+		log_info("spool=%s id=%s removed from queue/ by the administrator",
+		    sp->dir, id);
+	errno = e;
+	return r;
+}
+
+int
+spool_reschedule(struct spool *sp, const char *id, long long when)
+{
+	struct envelope env;
+	const char *err;
+	int lk, idle = -1, r = -1, e;
+
+	if (!id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((lk = spool_lock(sp)) == -1)
+		return -1;
+	if (spool_repair(sp, id) != sp->queue)
+		errno = ENOENT;
+	else if ((idle = spool_idle_lock(sp, id)) != -1 &&
+	    spool_load(sp, id, &env, &err) == 0) {
+		env.next_attempt = when;
+		r = spool_update(sp, &env);
+		envelope_free(&env);
+	}
+	e = errno;
+	spool_unlock(idle);
+	spool_unlock(lk);
+	errno = e;
+	return r;
 }
 
 int
@@ -311,19 +444,51 @@ spool_notify(struct spool *sp, const char *id)
 }
 
 int
+spool_notify_all(struct spool *sp)
+{
+	char path[SPOOL_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", sp->pickup, SPOOL_PICKUP_ALL);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+int
+spool_notify_pending(struct spool *sp, const char *id)
+{
+	char path[SPOOL_PATH_MAX];
+
+	if (id != NULL && !id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", sp->pickup,
+	    id ? id : SPOOL_PICKUP_ALL);
+	if (access(path, F_OK) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
+}
+
+int
 spool_pickup(struct spool *sp, void (*cb)(const char *id, void *arg),
     void *arg)
 {
 	char *names, path[SPOOL_PATH_MAX];
 	size_t len, i;
-	int n = 0;
+	int n = 0, all = 0;
 
 	if (spool_names(sp->pickup, &names, &len) == -1)
 		return -1;
 	for (i = 0; i < len; i += strlen(names + i) + 1) {
 		const char *name = names + i;
 
-		if (id_valid(name) && spool_exists(sp->queue, name, "env")) {
+		if (strcmp(name, SPOOL_PICKUP_ALL) == 0)
+			all = 1;
+		else if (id_valid(name) && spool_exists(sp->queue, name, "env")) {
 			cb(name, arg);
 			n++;
 		}
@@ -331,5 +496,9 @@ spool_pickup(struct spool *sp, void (*cb)(const char *id, void *arg),
 		unlink(path);
 	}
 	free(names);
+	if (all) {
+		cb(NULL, arg);
+		n++;
+	}
 	return n;
 }

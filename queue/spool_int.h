@@ -1,6 +1,6 @@
 /*
- * queue/spool_int: what spool.c and spool_hold.c share. Private to those
- * two files; everyone else uses queue/spool.h.
+ * queue/spool_int: what spool.c and spool_hold.c share (commit.c too, for
+ * the renames). Private to those files; everyone else uses queue/spool.h.
  */
 #ifndef QUEUE_SPOOL_INT_H
 #define QUEUE_SPOOL_INT_H
@@ -20,11 +20,17 @@ struct spool {
 	char hold[4096];
 	char pickup[4096];
 	char corrupt[4096];
+	struct commit_worker *committer;	/* spool_msg_commit_async */
+	long space_checked;		/* spool_space_low's cache: when, */
+	unsigned long long space_free;	/* bytes free for us, */
+	int space_no_inodes;		/* no inode left */
 };
 
 /* dir/id.ext into out; -1 (ENAMETOOLONG) if it does not fit. */
 int spool_path(char *out, size_t n, const char *dir, const char *id,
     const char *ext);
+/* rename() that fails with EEXIST instead of replacing (also commit.c). */
+int spool_rename_new(const char *from, const char *to);
 /* 1 if dir/id.ext exists. */
 int spool_exists(const char *dir, const char *id, const char *ext);
 

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "lib/log.h"
+#include "smtp/path.h"
 #include "smtp/tls.h"
 
 /* RFC 5321 4.5.3.1.5 allows 512 octets per reply line; be lenient. */
@@ -73,6 +74,7 @@ static const struct {
 #define CAP_SMTPUTF8	0x08
 #define CAP_STARTTLS	0x10
 #define CAP_SIZE	0x20
+#define CAP_DSN		0x40
 
 static const struct {
 	const char *keyword;
@@ -84,6 +86,7 @@ static const struct {
 	{ "SMTPUTF8", CAP_SMTPUTF8 },		/* RFC 6531 */
 	{ "STARTTLS", CAP_STARTTLS },		/* RFC 3207 */
 	{ "SIZE", CAP_SIZE },			/* RFC 1870 */
+	{ "DSN", CAP_DSN },			/* RFC 3461 */
 };
 
 struct client_txn {
@@ -398,9 +401,26 @@ client_next_rcpt(struct smtp_client *c, size_t i)
 static void
 client_send_rcpt(struct smtp_client *c)
 {
+	const struct smtp_client_msg *m = c->txn.m;
 	size_t i = c->txn.next_send;
+	const char *notify = NULL, *orcpt = NULL;
 
-	client_cmd(c, "RCPT TO:<%s>", c->txn.m->rcpts[i]);
+	/* RFC 3461 4.1, 4.2: passed on only to a server that offers DSN;
+	 * checked again, as nothing else may reach the command line */
+	if (c->caps & CAP_DSN) {
+		int mask;
+
+		notify = m->dsn_notify ? m->dsn_notify[i] : NULL;
+		orcpt = m->dsn_orcpt ? m->dsn_orcpt[i] : NULL;
+		if (notify && smtp_dsn_notify_parse(notify, &mask) == -1)
+			notify = NULL;
+		if (orcpt && (smtp_dsn_orcpt_check(orcpt) == -1 ||
+		    strlen(m->rcpts[i]) + strlen(orcpt) + 64 > CLIENT_CMD_MAX))
+			orcpt = NULL;	/* optional: better without */
+	}
+	client_cmd(c, "RCPT TO:<%s>%s%s%s%s", m->rcpts[i],
+	    notify ? " NOTIFY=" : "", notify ? notify : "",
+	    orcpt ? " ORCPT=" : "", orcpt ? orcpt : "");
 	c->txn.next_send = client_next_rcpt(c, i + 1);
 }
 
@@ -1082,6 +1102,7 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
 {
 	struct client_txn *t = &c->txn;
 	struct smtp_client_reply r;
+	const char *envid;
 	char params[64];
 
 	if (c->freed || c->in_txn || m == NULL || cb == NULL ||
@@ -1116,9 +1137,18 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m,
 	if (c->caps & CAP_SIZE)
 		snprintf(params, sizeof(params), " SIZE=%lld",
 		    (long long)m->size + (long long)m->prefix_len);
-	client_cmd(c, "MAIL FROM:<%s>%s%s%s", m->sender, params,
+	/* RFC 3461 4.3, 4.4 */
+	envid = (c->caps & CAP_DSN) && m->dsn_envid &&
+	    strlen(m->dsn_envid) <= SMTP_DSN_ENVID_MAX &&
+	    smtp_xtext_check(m->dsn_envid) == 0 ? m->dsn_envid : NULL;
+	if ((c->caps & CAP_DSN) && m->dsn_ret && (strcmp(m->dsn_ret, "FULL") == 0 ||
+	    strcmp(m->dsn_ret, "HDRS") == 0))
+		snprintf(params + strlen(params), sizeof(params) - strlen(params),
+		    " RET=%s", m->dsn_ret);
+	client_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", m->sender, params,
 	    m->body_8bit && (c->caps & CAP_8BITMIME) ? " BODY=8BITMIME" : "",
-	    m->smtputf8 ? " SMTPUTF8" : "");
+	    m->smtputf8 ? " SMTPUTF8" : "", envid ? " ENVID=" : "",
+	    envid ? envid : "");
 	t->next_send = t->next_reply = client_next_rcpt(c, 0);
 	/* RFC 2920 3.1: MAIL and the RCPTs go out as one group. */
 	while ((c->caps & CAP_PIPELINING) && t->next_send < m->nrcpt)
@@ -1163,6 +1193,12 @@ smtp_client_tls_version(const struct smtp_client *c)
 {
 	return c->tls_active && c->tls_version[0] != '\0' ? c->tls_version :
 	    "none";
+}
+
+int
+smtp_client_dsn(const struct smtp_client *c)
+{
+	return (c->caps & CAP_DSN) != 0;
 }
 
 int

@@ -17,7 +17,8 @@
  * larger than the advertised limit fails permanently without being sent),
  * 8BITMIME (BODY=8BITMIME when the message says so), SMTPUTF8 (RFC 6531: if
  * the message needs it and the server lacks it, permanent failure),
- * CHUNKING (RFC 3030: BDAT instead of DATA), STARTTLS (RFC 3207).
+ * CHUNKING (RFC 3030: BDAT instead of DATA), STARTTLS (RFC 3207), DSN
+ * (RFC 3461: the message's RET, ENVID, NOTIFY and ORCPT passed on).
  *
  * With DATA, the message is dot-stuffed while it streams from the file (RFC
  * 5321 4.5.2) and a final CRLF is added if the content lacks one. The
@@ -81,6 +82,14 @@ struct smtp_client_msg {
 	size_t prefix_len;
 	int body_8bit;			/* client declared BODY=8BITMIME */
 	int smtputf8;			/* client declared SMTPUTF8 */
+	/* RFC 3461, sent only when the server offers DSN: RET= ("FULL",
+	 * "HDRS" or NULL), ENVID= (xtext or NULL), and per recipient NOTIFY=
+	 * ("SUCCESS,FAILURE" ... or NULL) and ORCPT= ("rfc822;xtext" or
+	 * NULL); the arrays may be NULL. Values must be valid (smtp/path.h). */
+	const char *dsn_ret;
+	const char *dsn_envid;
+	const char *const *dsn_notify;
+	const char *const *dsn_orcpt;
 };
 
 /*
@@ -119,6 +128,9 @@ void smtp_client_free(struct smtp_client *c);
 const char *smtp_client_peer(const struct smtp_client *c);
 /* tls_describe() of the connection, or "" without TLS. */
 const char *smtp_client_tls_info(const struct smtp_client *c);
+/* 1 when the server offered DSN (RFC 3461): NOTIFY and the rest were
+ * passed on in the last transaction. */
+int smtp_client_dsn(const struct smtp_client *c);
 /* "TLSv1.3", or "none" without TLS. */
 const char *smtp_client_tls_version(const struct smtp_client *c);
 /* 1 when TLS is on and the peer's certificate verified for servername

@@ -1,6 +1,7 @@
 #include "smtp/path.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -286,4 +287,220 @@ smtp_path_param(const struct smtp_path_args *r, const char *keyword)
 		if (strcasecmp(r->params[i].keyword, keyword) == 0)
 			return &r->params[i];
 	return NULL;
+}
+
+/* ---- RFC 3461 DSN parameters ---- */
+
+static int
+path_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+smtp_xtext_decode(const char *s, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		/* RFC 3461 4: xchar = "!".."~" except "+" and "=" */
+		if (c == '+') {
+			int hi = path_hexval((unsigned char)s[1]), lo;
+
+			lo = hi < 0 ? -1 : path_hexval((unsigned char)s[2]);
+			if (lo < 0 || (hi == 0 && lo == 0))
+				return -1;
+			c = (unsigned char)(hi * 16 + lo);
+			s += 2;
+		} else if (c < 33 || c > 126 || c == '=')
+			return -1;
+		if (out != NULL) {
+			if (n + 1 >= outlen)
+				return -1;
+			out[n] = (char)c;
+		}
+		n++;
+	}
+	if (out != NULL) {
+		if (outlen == 0)
+			return -1;
+		out[n] = '\0';
+	}
+	return (int)n;
+}
+
+int
+smtp_xtext_check(const char *s)
+{
+	return smtp_xtext_decode(s, NULL, 0) < 0 ? -1 : 0;
+}
+
+int
+smtp_dsn_notify_parse(const char *v, int *mask_r)
+{
+	static const struct {
+		const char *word;
+		int flag;
+	} words[] = {
+		{ "SUCCESS", SMTP_NOTIFY_SUCCESS },
+		{ "FAILURE", SMTP_NOTIFY_FAILURE },
+		{ "DELAY", SMTP_NOTIFY_DELAY },
+		{ "NEVER", SMTP_NOTIFY_NEVER },
+	};
+	int mask = 0, n = 0;
+
+	/* RFC 3461 4.1: "NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" ) */
+	for (;;) {
+		size_t len = strcspn(v, ","), i;
+
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == len &&
+			    strncasecmp(v, words[i].word, len) == 0)
+				break;
+		if (i == sizeof(words) / sizeof(words[0]))
+			return -1;	/* unknown or empty element */
+		mask |= words[i].flag;
+		n++;
+		if (v[len] == '\0')
+			break;
+		v += len + 1;
+	}
+	if ((mask & SMTP_NOTIFY_NEVER) && n > 1)
+		return -1;	/* NEVER stands alone */
+	*mask_r = mask;
+	return 0;
+}
+
+const char *
+smtp_dsn_notify_str(int mask, char *out, size_t outlen)
+{
+	static const struct {
+		const char *word;
+		int flag;
+	} words[] = {
+		{ "SUCCESS", SMTP_NOTIFY_SUCCESS },
+		{ "FAILURE", SMTP_NOTIFY_FAILURE },
+		{ "DELAY", SMTP_NOTIFY_DELAY },
+	};
+	size_t i, n = 0;
+
+	if (outlen == 0)
+		return "";
+	out[0] = '\0';
+	if (mask & SMTP_NOTIFY_NEVER) {
+		snprintf(out, outlen, "NEVER");
+		return out;
+	}
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if ((mask & words[i].flag) && n < outlen)
+			n += (size_t)snprintf(out + n, outlen - n, "%s%s",
+			    n ? "," : "", words[i].word);
+	return out;
+}
+
+int
+smtp_dsn_orcpt_check(const char *v)
+{
+	const char *semi = strchr(v, ';'), *p;
+
+	/* RFC 3461 4.2: addr-type ";" xtext; addr-type is an atom. The
+	 * address need not follow the syntax of its type (4.2), so only the
+	 * xtext is checked, as OpenSMTPD does. */
+	if (strlen(v) > SMTP_DSN_ORCPT_MAX || semi == NULL || semi == v ||
+	    semi[1] == '\0')
+		return -1;
+	for (p = v; p < semi; p++)
+		if (!path_is_atext((unsigned char)*p, 0))
+			return -1;
+	return smtp_xtext_check(semi + 1);
+}
+
+/* The value of a DSN parameter that may appear once and needs a value. */
+static int
+path_dsn_once(const struct smtp_path_args *a, const char *kw,
+    const char **v_r, const char **err_r)
+{
+	size_t i;
+
+	*v_r = NULL;
+	for (i = 0; i < a->nparams; i++) {
+		if (strcasecmp(a->params[i].keyword, kw) != 0)
+			continue;
+		if (*v_r != NULL) {
+			*err_r = "parameter given twice";
+			return -1;
+		}
+		if (a->params[i].value == NULL) {
+			*err_r = "parameter needs a value";
+			return -1;
+		}
+		*v_r = a->params[i].value;
+	}
+	return 0;
+}
+
+int
+smtp_path_dsn_mail(const struct smtp_path_args *a, struct smtp_dsn_mail *r,
+    const char **err_r)
+{
+	const char *v;
+
+	memset(r, 0, sizeof(*r));
+	if (path_dsn_once(a, "RET", &v, err_r) == -1)
+		return -1;
+	if (v != NULL) {
+		/* RFC 3461 4.3 */
+		if (strcasecmp(v, "FULL") == 0)
+			r->ret = SMTP_RET_FULL;
+		else if (strcasecmp(v, "HDRS") == 0)
+			r->ret = SMTP_RET_HDRS;
+		else {
+			*err_r = "RET must be FULL or HDRS";
+			return -1;
+		}
+	}
+	if (path_dsn_once(a, "ENVID", &v, err_r) == -1)
+		return -1;
+	if (v != NULL) {
+		/* RFC 3461 4.4: xtext, at most 100 characters */
+		if (strlen(v) > SMTP_DSN_ENVID_MAX || smtp_xtext_check(v) == -1) {
+			*err_r = "bad ENVID (xtext of at most 100 characters)";
+			return -1;
+		}
+		r->envid = v;
+	}
+	return 0;
+}
+
+int
+smtp_path_dsn_rcpt(const struct smtp_path_args *a, struct smtp_dsn_rcpt *r,
+    const char **err_r)
+{
+	const char *v;
+
+	memset(r, 0, sizeof(*r));
+	if (path_dsn_once(a, "NOTIFY", &v, err_r) == -1)
+		return -1;
+	if (v != NULL && smtp_dsn_notify_parse(v, &r->notify) == -1) {
+		*err_r = "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY";
+		return -1;
+	}
+	if (path_dsn_once(a, "ORCPT", &v, err_r) == -1)
+		return -1;
+	if (v != NULL) {
+		if (smtp_dsn_orcpt_check(v) == -1) {
+			*err_r = "bad ORCPT (addr-type;xtext, at most 500 characters)";
+			return -1;
+		}
+		r->orcpt = v;
+	}
+	return 0;
 }

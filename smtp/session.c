@@ -76,12 +76,20 @@ smtp_session_txn_end(struct smtp_session *s)
 		s->hooks->on_txn_end(s, s->arg);
 	free(s->sender);
 	s->sender = NULL;
-	for (i = 0; i < s->nrcpt; i++)
+	for (i = 0; i < s->nrcpt; i++) {
 		free(s->rcpts[i]);
+		if (s->rcpt_dsn)
+			free(s->rcpt_dsn[i].orcpt);
+	}
 	free(s->rcpts);
 	s->rcpts = NULL;
+	free(s->rcpt_dsn);
+	s->rcpt_dsn = NULL;
 	s->nrcpt = 0;
 	s->body_8bit = s->smtputf8 = 0;
+	free(s->dsn_envid);
+	s->dsn_envid = NULL;
+	s->dsn_ret = SMTP_RET_UNSET;
 	buf_free(&s->chunk);
 	s->bdat = s->bdat_last = 0;
 	s->bdat_left = 0;
@@ -89,6 +97,40 @@ smtp_session_txn_end(struct smtp_session *s)
 	memset(&s->data, 0, sizeof(s->data));
 	if (s->state >= STATE_MAIL && s->state <= STATE_BDAT_WAIT)
 		smtp_session_enter(s, STATE_READY);
+}
+
+/* RFC 3461: the DSN parameters of an accepted MAIL or RCPT (checked by
+ * the command handler) outlive the command line. */
+static int
+session_keep_dsn_mail(struct smtp_session *s)
+{
+	struct smtp_dsn_mail dm;
+	const char *err;
+
+	if (smtp_path_dsn_mail(&s->pending_args, &dm, &err) == -1)
+		return -1;
+	s->dsn_ret = dm.ret;
+	if (dm.envid && (s->dsn_envid = strdup(dm.envid)) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+session_keep_dsn_rcpt(struct smtp_session *s)
+{
+	struct session_rcpt_dsn *d;
+	struct smtp_dsn_rcpt dr;
+	const char *err;
+
+	if (smtp_path_dsn_rcpt(&s->pending_args, &dr, &err) == -1 ||
+	    (d = realloc(s->rcpt_dsn, (s->nrcpt + 1) * sizeof(*d))) == NULL)
+		return -1;
+	s->rcpt_dsn = d;
+	d[s->nrcpt].notify = dr.notify;
+	d[s->nrcpt].orcpt = NULL;
+	if (dr.orcpt && (d[s->nrcpt].orcpt = strdup(dr.orcpt)) == NULL)
+		return -1;
+	return 0;
 }
 
 /* ---- decisions ---- */
@@ -129,6 +171,10 @@ session_apply(struct smtp_session *s, enum smtp_pending p, int ok)
 			    strcasecmp(b->value, "8BITMIME") == 0;
 			s->smtputf8 = smtp_path_param(&s->pending_args,
 			    "SMTPUTF8") != NULL;
+			if (session_keep_dsn_mail(s) == -1) {
+				free(s->sender);
+				s->sender = NULL;
+			}
 			if (s->sender == NULL)
 				s->closing_after_reply = 1;
 			else
@@ -142,7 +188,8 @@ session_apply(struct smtp_session *s, enum smtp_pending p, int ok)
 
 			if (r)
 				s->rcpts = r;
-			if (r == NULL || copy == NULL) {
+			if (r == NULL || copy == NULL ||
+			    session_keep_dsn_rcpt(s) == -1) {
 				free(copy);
 				s->closing_after_reply = 1;
 				break;
@@ -363,6 +410,7 @@ session_ehlo_reply(struct smtp_session *s)
 	evbuffer_add_printf(out, "250-ENHANCEDSTATUSCODES\r\n");
 	evbuffer_add_printf(out, "250-8BITMIME\r\n");
 	evbuffer_add_printf(out, "250-CHUNKING\r\n");
+	evbuffer_add_printf(out, "250-DSN\r\n");	/* RFC 3461 */
 	evbuffer_add_printf(out, "250 SMTPUTF8\r\n");
 }
 
@@ -899,6 +947,20 @@ size_t smtp_session_rcpt_count(const struct smtp_session *s) { return s->nrcpt; 
 int smtp_session_body_8bit(const struct smtp_session *s) { return s->body_8bit; }
 int smtp_session_smtputf8(const struct smtp_session *s) { return s->smtputf8; }
 size_t smtp_session_data_size(const struct smtp_session *s) { return s->data.total; }
+enum smtp_dsn_ret smtp_session_dsn_ret(const struct smtp_session *s) { return s->dsn_ret; }
+const char *smtp_session_dsn_envid(const struct smtp_session *s) { return s->dsn_envid; }
+
+int
+smtp_session_rcpt_notify(const struct smtp_session *s, size_t i)
+{
+	return i < s->nrcpt && s->rcpt_dsn ? s->rcpt_dsn[i].notify : 0;
+}
+
+const char *
+smtp_session_rcpt_orcpt(const struct smtp_session *s, size_t i)
+{
+	return i < s->nrcpt && s->rcpt_dsn ? s->rcpt_dsn[i].orcpt : NULL;
+}
 int smtp_session_bdat(const struct smtp_session *s) { return s->bdat; }
 
 const struct sockaddr *

@@ -125,6 +125,13 @@ size_t smtp_session_rcpt_count(const struct smtp_session *s);
 const char *smtp_session_rcpt(const struct smtp_session *s, size_t i);
 int smtp_session_body_8bit(const struct smtp_session *s);	/* BODY=8BITMIME */
 int smtp_session_smtputf8(const struct smtp_session *s);	/* SMTPUTF8 */
+/* RFC 3461 DSN parameters: RET (SMTP_RET_*), ENVID as xtext or NULL, and
+ * per recipient NOTIFY (SMTP_NOTIFY_* mask, 0 = not given) and ORCPT
+ * ("addr-type;xtext" or NULL); all checked (smtp/path.h). */
+enum smtp_dsn_ret smtp_session_dsn_ret(const struct smtp_session *s);
+const char *smtp_session_dsn_envid(const struct smtp_session *s);
+int smtp_session_rcpt_notify(const struct smtp_session *s, size_t i);
+const char *smtp_session_rcpt_orcpt(const struct smtp_session *s, size_t i);
 size_t smtp_session_data_size(const struct smtp_session *s);	/* content so far */
 int smtp_session_bdat(const struct smtp_session *s);		/* content via BDAT */
 

@@ -58,6 +58,8 @@ static int
 session_check_mail_params(struct smtp_session *s)
 {
 	const struct smtp_path_args *a = &s->pending_args;
+	struct smtp_dsn_mail dm;
+	const char *err;
 	size_t i;
 
 	for (i = 0; i < a->nparams; i++) {
@@ -85,11 +87,45 @@ session_check_mail_params(struct smtp_session *s)
 			/* RFC 6152 */
 		} else if (strcasecmp(p->keyword, "SMTPUTF8") == 0 && !p->value) {
 			/* RFC 6531 3.4 */
+		} else if (strcasecmp(p->keyword, "RET") == 0 ||
+		    strcasecmp(p->keyword, "ENVID") == 0) {
+			/* RFC 3461 4.3, 4.4: checked below */
 		} else {
 			smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
 			    log_safe(p->keyword));
 			return -1;
 		}
+	}
+	if (smtp_path_dsn_mail(a, &dm, &err) == -1) {
+		smtp_session_reply_now(s, 501, "5.5.4 %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* RCPT parameters: RFC 3461 NOTIFY and ORCPT only. */
+static int
+session_check_rcpt_params(struct smtp_session *s)
+{
+	const struct smtp_path_args *a = &s->pending_args;
+	struct smtp_dsn_rcpt dr;
+	const char *err;
+	size_t i;
+
+	if (a->nparams > 0 && !s->esmtp) {
+		smtp_session_reply_now(s, 555, "5.5.4 RCPT parameters need EHLO");
+		return -1;
+	}
+	for (i = 0; i < a->nparams; i++)
+		if (strcasecmp(a->params[i].keyword, "NOTIFY") != 0 &&
+		    strcasecmp(a->params[i].keyword, "ORCPT") != 0) {
+			smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
+			    log_safe(a->params[i].keyword));
+			return -1;
+		}
+	if (smtp_path_dsn_rcpt(a, &dr, &err) == -1) {
+		smtp_session_reply_now(s, 501, "5.5.4 %s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -161,11 +197,8 @@ cmd_rcpt(struct smtp_session *s, struct smtp_command *c)
 			smtp_session_reply_now(s, 553, "5.1.3 Bad recipient address: %s", err);
 		return;
 	}
-	if (s->pending_args.nparams > 0) {
-		smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
-		    log_safe(s->pending_args.params[0].keyword));
+	if (session_check_rcpt_params(s) == -1)
 		return;
-	}
 	if (s->pending_args.utf8 && !s->smtputf8) {
 		smtp_session_reply_now(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
@@ -363,6 +396,20 @@ session_line_has_ctl(const char *line, size_t len)
 	return 0;
 }
 
+/* Starts with a word of letters only, as a command verb does (base64
+ * credentials almost always hold a digit, "+", "/" or "="). */
+static int
+session_line_is_verb(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && line[i] != ' ' && line[i] != '\0'; i++)
+		if (!((line[i] >= 'A' && line[i] <= 'Z') ||
+		    (line[i] >= 'a' && line[i] <= 'z')) || i >= 16)
+			return 0;
+	return i > 0;
+}
+
 void
 smtp_session_command(struct smtp_session *s, char *line, size_t len)
 {
@@ -403,6 +450,12 @@ smtp_session_command(struct smtp_session *s, char *line, size_t len)
 	if (c.verb == SMTP_CMD_AUTH)	/* never the initial response */
 		log_debug("session=%s command=AUTH %s", s->id,
 		    log_safen(c.arg, strcspn(c.arg, " \t")));
+	else if (c.verb == SMTP_CMD_UNKNOWN && !session_line_is_verb(line, len))
+		/* A client whose AUTH was refused (538, 503) may go on with
+		 * its base64 credentials, which then arrive as commands:
+		 * never in the log. */
+		log_debug("session=%s command=(unrecognized, %zu octets)",
+		    s->id, len);
 	else
 		log_debug("session=%s command=%s", s->id, log_safe(line));
 	if (s->state == STATE_BDAT_WAIT && c.verb != SMTP_CMD_BDAT &&

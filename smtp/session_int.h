@@ -93,6 +93,12 @@ struct smtp_session {
 	size_t nrcpt;
 	int body_8bit;
 	int smtputf8;
+	enum smtp_dsn_ret dsn_ret;	/* RFC 3461 MAIL RET= */
+	char *dsn_envid;		/* MAIL ENVID= (xtext), or NULL */
+	struct session_rcpt_dsn {	/* per rcpts[i]: NOTIFY=, ORCPT= */
+		int notify;
+		char *orcpt;
+	} *rcpt_dsn;
 	struct smtp_path_args pending_args;
 	char *pending_line;	/* owns the strings in pending_args */
 

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, make_message, queued_id, wait_until
+from conftest import DOMAIN, HOSTNAME, make_message, queued_id, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNSSERVER = os.path.join(HERE, "..", "tools", "dnsserver.py")
@@ -526,3 +526,42 @@ def test_config_mx_keys(mx):
     missing = os.path.join(mx.dir, "no-such-ca.pem")
     rc, err = config_check(mx, {"delivery": {"ca_file": missing}})
     assert rc != 0 and "[delivery] ca_file: cannot read %s" % missing in err, err
+
+
+# ---------------------------------------------------------------- loops
+
+def test_we_are_the_best_mx_defers_as_a_loop(mx, dns):
+    """RFC 5321 5.1: an exchange named as our [server] hostname is us;
+    hosts no more preferred than we are must not get the mail (they
+    would hand it back), and with none left the mail loops: deferred
+    with a clear error, never sent to ourselves or to the backup MX."""
+    port = common_port()
+    dom = "looped.test"
+    z = dns({dom: [mxrr(10, HOSTNAME), mxrr(20, "mx2." + dom)],
+             HOSTNAME: [a(MX1)], "mx2." + dom: [a(MX2)]})
+    s1 = mx.sink(host=MX1, port=port)
+    s2 = mx.sink(host=MX2, port=port)
+    d = mx_daemon(mx, z, port, domains=(DOMAIN, dom))
+    qid = send(d, "user@" + dom)
+    d.wait_log(r"id=%s to=<user@looped\.test> relay=none status=deferred .*"
+               r"mail for looped\.test loops back to myself" % qid)
+    assert s1.messages() == [] and s2.messages() == []
+    assert status_lines(d, qid, "bounced") == []
+
+
+def test_only_more_preferred_mx_hosts_than_us_are_tried(mx, dns):
+    """We are MX 10 (named in another case, with a final dot): MX 5 is
+    tried, and when it is down the mail waits; MX 10 (us) and MX 20 are
+    never tried."""
+    port = common_port()
+    z = dns({DOMAIN: [mxrr(10, HOSTNAME.upper() + "."), mxrr(5, "mx2." + DOMAIN),
+                      mxrr(20, "mx3." + DOMAIN)],
+             HOSTNAME: [a(MX1)], "mx2." + DOMAIN: [a(MX2)], "mx3." + DOMAIN: [a(MX3)]})
+    s1 = mx.sink(host=MX1, port=port)
+    s3 = mx.sink(host=MX3, port=port)       # nothing listens on MX2
+    d = mx_daemon(mx, z, port)
+    qid = send(d, "user@" + DOMAIN)
+    d.wait_log(r"id=%s to=<user@%s> relay=none status=deferred .*Connection refused"
+               % (qid, re.escape(DOMAIN)))
+    assert s1.messages() == [] and s3.messages() == []
+    assert not re.search(r"host=mx3\.|\[%s\]:%d" % (MX1, port), d.log())

@@ -160,3 +160,17 @@ def test_missing_key_file_is_a_configuration_error(mx, keys):  # noqa: F811
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "[dkim sign other.test] keys" in r.stderr + r.stdout, r.stderr
+
+
+def test_mail_loop_refused(mx, keys):  # noqa: F811
+    """RFC 5321 6.3: more than 50 Received fields is a loop, refused for
+    good; 50 is still accepted."""
+    sink = mx.sink()
+    d = outbound_daemon(mx, keys, sink)
+    hop = b"Received: from a.test ([192.0.2.1]) by b.test; Sun, 29 Nov 2026 12:00:00 +0000\r\n"
+    r = send(d, hop * 51 + MSG)
+    assert r.code == 554 and "5.4.6" in r.text, r
+    r = send(d, hop * 50 + MSG)
+    assert r.code == 250, r
+    assert len(sink.wait_messages(1)) == 1
+    assert "mail loop: 51 hops" in d.log()

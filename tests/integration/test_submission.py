@@ -205,6 +205,37 @@ def test_exchange_errors(sub):
         c.expect(503, "AUTH PLAIN " + plain("alice", PASSWORD))
 
 
+def test_refused_auth_leaves_no_credentials_in_the_debug_log(mx, tls_files):
+    """AUTH refused before its exchange (538 without TLS, 503 before EHLO)
+    while the client goes on with its base64 lines: they arrive as
+    commands, and even the debug log must not show them."""
+    cert, key = tls_files
+    users = os.path.join(mx.dir, "users")
+    add_user(users, "alice", "example.test")
+    sink = mx.sink()
+    port = free_port()
+    d = mx.daemon(sink, debug=True, sections={
+        "tls": {"certificate": cert, "key": key},
+        "listener sub": {"address": "127.0.0.1", "port": str(port),
+                         "profile": "submission"},
+        "submission": {"users": users},
+    })
+    with d.connect(port=port) as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(538, "AUTH LOGIN")
+        c.expect(500, b64("alice"))
+        c.expect(500, b64(WRONG))
+        c.expect(538, "AUTH PLAIN")
+        c.expect(500, plain("alice", WRONG))
+        c.expect(250, "NOOP")
+    d.wait_log(r"command=NOOP")
+    log = d.log()
+    assert "command=(unrecognized" in log, log
+    assert b64(WRONG) not in log and plain("alice", WRONG) not in log, log
+    assert WRONG not in log
+
+
 def test_bad_password_delay_and_throttle(sub):
     d, _ = sub
     with starttls_conn(d) as c:
@@ -297,6 +328,19 @@ def test_from_domain_must_be_the_users(sub):
         d.known_ids.add(qid)
     msgs = sink.wait_messages(1, daemon=d)
     assert len(msgs) == 1 and b"Subject: allowed" in msgs[0]["eml"]
+
+
+def test_envelope_sender_must_be_the_users(sub):
+    d, sink = sub
+    with starttls_conn(d) as c:
+        c.ehlo()
+        c.expect(235, "AUTH PLAIN " + plain("alice", PASSWORD))
+        r = c.cmd("MAIL FROM:<alice@notmine.test>")
+        assert r.code == 553 and r.first.startswith("553 5.7.1"), r
+        c.expect(250, "MAIL FROM:<alice@Other.Test>")
+        c.expect(250, "RSET")
+        c.expect(250, "MAIL FROM:<>")       # bounces of the user's own
+    assert "not one of the user's domains" in d.log()
 
 
 def test_user_command_roundtrip(mx):

@@ -2,7 +2,9 @@
  * Tests for queue/spool.c, queue/spool_hold.c and queue/envelope.c:
  * durable commit, atomic update, removal, crash recovery, the hold area
  * (commit, release, hold, repair of every interrupted move), id checks,
- * pickup (also through the scheduler), and the envelope parser's refusals.
+ * pickup (also through the scheduler), the command line's changes to queued
+ * messages (content lock, flush, hold with a reason, removal), and the
+ * envelope parser's refusals.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1392,7 +1394,9 @@ static void
 test_scheduler_pickup(void **state)
 {
 	struct fixture *f = *state;
-	struct scheduler_params p = { "mx.example.test", 0, 1, 2, 3600 };
+	struct scheduler_params p = { .hostname = "mx.example.test",
+	    .concurrency = 0, .retry_initial = 1, .retry_max = 2,
+	    .max_lifetime = 3600 };
 	struct event_base *base;
 	struct scheduler *s;
 	struct event *stop;
@@ -1418,6 +1422,187 @@ test_scheduler_pickup(void **state)
 	assert_int_equal(scheduler_queued(s), 2);
 	assert_int_equal(scheduler_active(s), 0);
 	assert_dir(f, "pickup", "");
+	event_free(stop);
+	scheduler_free(s);
+	event_base_free(base);
+}
+
+/* The command line's changes to queued messages: refused with EBUSY while
+ * an attempt holds the content lock, done once it is released. */
+static void
+test_admin_queued(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope l;
+	const char *err;
+	char id[ID_LEN + 1], held[ID_LEN + 1], want[256];
+	off_t size;
+	int fd, fd2;
+
+	commit_queued(f, "admin\r\n", id);
+	commit_held(f, "h\r\n", held);
+	assert_true((fd = spool_open_content(f->sp, id, &size)) >= 0);
+	assert_int_equal(spool_attempt_lock(fd), 0);
+	/* a second attempt lock (shared) is fine; an administrator's is not */
+	assert_true((fd2 = spool_open_content(f->sp, id, &size)) >= 0);
+	assert_int_equal(spool_attempt_lock(fd2), 0);
+	close(fd2);
+	errno = 0;
+	assert_int_equal(spool_hold_as(f->sp, id, "why"), -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(spool_hold(f->sp, id), -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(spool_remove_queued(f->sp, id), -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(spool_reschedule(f->sp, id, 42), -1);
+	assert_int_equal(errno, EBUSY);
+	snprintf(want, sizeof(want), "%s.env %s.msg", id, id);
+	assert_dir(f, "queue", want);
+	assert_int_equal(spool_load(f->sp, id, &l, &err), 0);
+	assert_int_not_equal(l.next_attempt, 42);
+	assert_null(l.hold_reason);
+	envelope_free(&l);
+	close(fd);
+
+	/* idle: reschedule rewrites N only */
+	assert_int_equal(spool_reschedule(f->sp, id, 42), 0);
+	assert_int_equal(spool_load(f->sp, id, &l, &err), 0);
+	assert_int_equal(l.next_attempt, 42);
+	assert_int_equal(l.nrcpt, 2);
+	assert_string_equal(l.rcpts[1].addr, "two@example.test");
+	envelope_free(&l);
+
+	/* hold with a reason: moved, with Q and X written */
+	assert_int_equal(spool_hold_as(f->sp, id, "held by the administrator"), 0);
+	assert_dir(f, "queue", "");
+	assert_int_equal(spool_load_held(f->sp, id, &l, &err), 0);
+	assert_string_equal(l.hold_reason, "held by the administrator");
+	assert_true(l.hold_time > 0);
+	assert_int_equal(l.next_attempt, 42);
+	envelope_free(&l);
+	/* not queued any more: ENOENT from every queued-only call */
+	assert_int_equal(spool_hold_as(f->sp, id, "again"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_remove_queued(f->sp, id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_reschedule(f->sp, id, 1), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_remove_queued(f->sp, held), -1);
+	assert_int_equal(errno, ENOENT);
+
+	assert_int_equal(spool_release(f->sp, id), 0);
+	assert_int_equal(spool_remove_queued(f->sp, id), 0);
+	assert_dir(f, "queue", "");
+	assert_int_equal(spool_load(f->sp, id, &l, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_true(spool_file_exists(f, "hold", held, "env"));
+
+	/* content missing: ENODATA, nothing changed */
+	commit_queued(f, "nodata\r\n", id);
+	snprintf(want, sizeof(want), "%s/queue/%s.msg", f->dir, id);
+	assert_int_equal(unlink(want), 0);
+	assert_int_equal(spool_remove_queued(f->sp, id), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_int_equal(spool_reschedule(f->sp, id, 1), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_true(spool_file_exists(f, "queue", id, "env"));
+
+	assert_int_equal(spool_remove_queued(f->sp, "../hold/00000000"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_reschedule(f->sp, "0000000AB000007", 1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_hold_as(f->sp, "x", "r"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_notify_pending(f->sp, "../x"), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static int pickup_all_seen;
+
+static void
+pickup_all_cb(const char *id, void *arg)
+{
+	struct recover_seen *s = arg;
+
+	if (id == NULL)
+		pickup_all_seen++;
+	else
+		recover_cb(id, s);
+}
+
+/* pickup/FLUSH-ALL: reported once, last, as NULL; pending until taken. */
+static void
+test_pickup_all(void **state)
+{
+	struct fixture *f = *state;
+	struct recover_seen seen = { 0 };
+	char id[ID_LEN + 1], want[64];
+
+	pickup_all_seen = 0;
+	commit_queued(f, "q\r\n", id);
+	assert_int_equal(spool_notify_pending(f->sp, NULL), 0);
+	assert_int_equal(spool_notify_pending(f->sp, id), 0);
+	assert_int_equal(spool_notify_all(f->sp), 0);
+	assert_int_equal(spool_notify_all(f->sp), 0);
+	assert_int_equal(spool_notify(f->sp, id), 0);
+	assert_int_equal(spool_notify_pending(f->sp, NULL), 1);
+	assert_int_equal(spool_notify_pending(f->sp, id), 1);
+	snprintf(want, sizeof(want), "%s %s", id, SPOOL_PICKUP_ALL);
+	assert_dir(f, "pickup", want);
+	/* FLUSH-ALL can never be taken for a queue id */
+	assert_false(id_valid(SPOOL_PICKUP_ALL));
+	assert_int_equal(spool_pickup(f->sp, pickup_all_cb, &seen), 2);
+	assert_int_equal(pickup_all_seen, 1);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.ids[0], id);
+	assert_dir(f, "pickup", "");
+	assert_int_equal(spool_notify_pending(f->sp, NULL), 0);
+	assert_int_equal(spool_notify_pending(f->sp, id), 0);
+	assert_int_equal(spool_pickup(f->sp, pickup_all_cb, &seen), 0);
+	assert_int_equal(pickup_all_seen, 1);
+}
+
+/* A running scheduler forgets messages removed behind its back when their
+ * turn comes (nothing goes to corrupt/), and pickup/FLUSH-ALL makes that
+ * turn now. */
+static void
+test_scheduler_flush_vanished(void **state)
+{
+	struct fixture *f = *state;
+	struct scheduler_params p = { .hostname = "mx.example.test",
+	    .concurrency = 2, .retry_initial = 3600, .retry_max = 3600,
+	    .max_lifetime = 86400 };
+	struct event_base *base;
+	struct scheduler *s;
+	struct event *stop;
+	struct timeval tv = { 1, 300000 };
+	char a[ID_LEN + 1], b[ID_LEN + 1];
+
+	assert_non_null(base = event_base_new());
+	assert_non_null(s = scheduler_new(base, f->sp, NULL, &p));
+	commit_queued(f, "a\r\n", a);
+	commit_queued(f, "b\r\n", b);
+	assert_int_equal(scheduler_add(s, a, time(NULL) + 3600), 0);
+	assert_int_equal(scheduler_add(s, b, time(NULL) + 3600), 0);
+	assert_int_equal(spool_remove_queued(f->sp, a), 0);
+	assert_int_equal(spool_hold_as(f->sp, b, "r"), 0);
+	assert_non_null(stop = evtimer_new(base, stop_loop, base));
+
+	/* not due: still known */
+	evtimer_add(stop, &tv);
+	event_base_dispatch(base);
+	assert_int_equal(scheduler_queued(s), 2);
+
+	/* flushed: attempted now, found gone, forgotten quietly */
+	assert_int_equal(spool_notify_all(f->sp), 0);
+	evtimer_add(stop, &tv);
+	event_base_dispatch(base);
+	assert_int_equal(scheduler_queued(s), 0);
+	assert_int_equal(scheduler_active(s), 0);
+	assert_dir(f, "pickup", "");
+	assert_dir(f, "corrupt", "");
+	assert_true(spool_file_exists(f, "hold", b, "env"));
+	assert_true(spool_file_exists(f, "hold", b, "msg"));
 	event_free(stop);
 	scheduler_free(s);
 	event_base_free(base);
@@ -1478,6 +1663,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pickup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler_pickup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pickup_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler_flush_vanished, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,126 @@
+#!/bin/sh
+# Acknowledgements per second of the durable commit (a benchmark, not a
+# test): mxgate (the optimised build) with its spool on this machine's
+# normal disk, a downstream sink that accepts everything, and
+# build/smtpload with 1, 10 and 50 concurrent senders for a fixed time
+# each; next to it, the raw rate of the same file system for the sequence
+# one message needs without sharing: write 4 KB, fsync, rename, fsync the
+# directory.
+#
+# Usage: tests/bench/commit.sh [SECONDS] [SPOOL_PARENT]
+#   SECONDS        per concurrency level (default 10)
+#   SPOOL_PARENT   where the spool goes (default /var/tmp; never a tmpfs:
+#                  the point is the disk)
+# MXGATE=path runs another binary (e.g. an older build, for a before/after).
+set -eu
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+parent=${2:-/var/tmp}
+bin=${MXGATE:-build/mxgate}
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+make -s build/mxgate build/smtpload
+fstype=$(stat -f -c %T "$parent")
+if [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; then
+	echo "commit.sh: $parent is a $fstype: pick a directory on a disk" >&2
+	exit 2
+fi
+dir=$(mktemp -d "$parent/mxgate-bench-commit.XXXXXX")
+chmod 755 "$dir"
+sinkpid=
+mxpid=
+cleanup() {
+	[ -n "$mxpid" ] && kill "$mxpid" 2>/dev/null && wait "$mxpid" 2>/dev/null
+	[ -n "$sinkpid" ] && kill "$sinkpid" 2>/dev/null && wait "$sinkpid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+freeport() {
+	$py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The raw file system: N times write 4 KB + fsync + rename + directory fsync.
+rawfs() {
+	$py - "$dir/raw" <<'EOF'
+import os, sys, time
+d = sys.argv[1]
+os.makedirs(d + "/tmp"); os.makedirs(d + "/q")
+data = b"x" * 4096
+qd = os.open(d + "/q", os.O_RDONLY)
+n, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 3 and n < 100000:
+    p = "%s/tmp/%d" % (d, n)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data); os.fsync(fd); os.close(fd)
+    os.rename(p, "%s/q/%d" % (d, n)); os.fsync(qd)
+    n += 1
+dt = time.monotonic() - t0
+m, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 2 and m < 100000:
+    fd = os.open("%s/tmp/f%d" % (d, m), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data); os.fsync(fd); os.close(fd)
+    m += 1
+dt2 = time.monotonic() - t0
+print("raw file system: %.0f/s write+fsync+rename+dir fsync; %.0f/s write+fsync"
+      % (n / dt, m / dt2))
+EOF
+	rm -rf "$dir/raw"
+}
+
+sinkport=$(freeport)
+$py tests/tools/smtpsink.py --listen 127.0.0.1 --port "$sinkport" \
+    >"$dir/sink.out" 2>"$dir/sink.err" &
+sinkpid=$!
+mxport=$(freeport)
+cat >"$dir/mxgate.ini" <<EOF
+[server]
+hostname = mx.bench.test
+spool = $dir/spool
+$( [ "$(id -u)" = 0 ] && echo "user = nobody" )
+log = stderr
+log_level = warning
+[listener mx]
+address = 127.0.0.1
+port = $mxport
+profile = inbound
+[domains]
+accept = example.test
+[route example.test]
+hosts = 127.0.0.1:$sinkport
+[limits]
+connections = 1000
+connections_per_ip = 1000
+[spf]
+check_helo = no
+check_mailfrom = no
+[dkim]
+verify = no
+[dmarc]
+verify = no
+EOF
+"$bin" serve -c "$dir/mxgate.ini" >"$dir/mxgate.log" 2>&1 &
+mxpid=$!
+i=0
+until $py -c "import socket,sys; socket.create_connection(('127.0.0.1',$mxport),1)" 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$mxpid" 2>/dev/null; then
+		echo "commit.sh: mxgate did not start:" >&2
+		cat "$dir/mxgate.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d); spool on $fstype ($(df -P "$parent" | awk 'NR==2{print $1}')); binary $bin"
+rawfs
+for c in 1 10 50; do
+	printf 'senders=%-3s ' "$c"
+	build/smtpload -q -p "$mxport" -c "$c" -d "$secs" -s 2048 | tail -n 1
+	sleep 1
+done
+if ! kill -0 "$mxpid" 2>/dev/null; then
+	echo "commit.sh: mxgate died:" >&2
+	tail -n 20 "$dir/mxgate.log" >&2
+	exit 1
+fi
