@@ -118,7 +118,7 @@ UNIT_TESTS = \
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
 	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received \
-	fuzz_sasl
+	fuzz_sasl fuzz_dsn
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -170,7 +170,7 @@ FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/dat
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
 	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
 	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c \
-	smtp/sasl.c
+	smtp/sasl.c queue/dsn.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 

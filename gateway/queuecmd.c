@@ -14,9 +14,12 @@
  *            when none). A held message has a line "    hold: REASON"
  *            first. Control octets (and spaces, except in the last field)
  *            are escaped as \xNN. "queue is empty" when there is nothing.
- *            --json: a JSON array of objects with the same data (ids,
- *            unix times, counts as numbers; strings with control octets
- *            escaped and invalid UTF-8 as U+FFFD).
+ *            --json: a JSON array of objects with the same data: id, area
+ *            (the directory: "queue" or "hold"), held, arrival, age, size,
+ *            sender, attempts, next_attempt, hold_reason, recipients
+ *            [{address, state, attempts, next_attempt (null when done or
+ *            held), last}]; times in unix seconds; strings with control
+ *            octets escaped and invalid UTF-8 as U+FFFD.
  *   show     the envelope as "key: value" lines under "*** envelope ***"
  *            (every recipient with its state and last result), then under
  *            "*** headers ***" the header section as it would be delivered

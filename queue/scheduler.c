@@ -19,6 +19,7 @@ struct sched_entry {
 	long long when;
 	int busy;
 	int lockfd;			/* content, locked while busy (spool_attempt_lock) */
+	int missing;			/* times its content was found missing */
 	char *prev_state;		/* per recipient: state before this attempt */
 	struct envelope env;		/* loaded while busy */
 	struct scheduler *s;
@@ -243,8 +244,13 @@ sched_report(struct scheduler *s, const struct sched_entry *e,
 	off_t size = 0;
 	int fd, eight, r;
 
-	for (i = 0; i < env->nrcpt; i++)
+	for (i = 0; i < env->nrcpt; i++) {
 		n += sched_reports(e, i, kind);
+		if (kind == DSN_FAILED && sched_new_failure(e, i) &&
+		    !sched_reports(e, i, kind))
+			log_info("id=%s to=<%s> failure not reported: NOTIFY", env->id,
+			    log_safe(env->rcpts[i].addr));
+	}
 	if (n == 0)
 		return 0;
 	if (env->sender == NULL || env->sender[0] == '\0') {
@@ -414,6 +420,10 @@ sched_start(struct scheduler *s, struct sched_entry *e)
 	/* Content first, locked (queue/spool.h: the command line's hold,
 	 * delete and flush wait for no attempt), then the envelope: a message
 	 * the administrator moved or removed meanwhile has no envelope. */
+	if (e->lockfd != -1) {
+		close(e->lockfd);	/* left by an earlier attempt */
+		e->lockfd = -1;
+	}
 	if ((fd = spool_open_content(s->sp, e->id, &size)) != -1 &&
 	    (spool_attempt_lock(fd) == -1 || (e->lockfd = dup(fd)) == -1)) {
 		log_debug("id=%s busy in the spool (%s); trying again shortly",
@@ -434,6 +444,13 @@ sched_start(struct scheduler *s, struct sched_entry *e)
 		sched_drop(s, e);
 		return;
 	}
+	if (fd == -1 && gone && e->missing++ < 3) {
+		/* the content leaves first when the command line holds a
+		 * message (queue/spool.h): look again before judging */
+		envelope_free(&e->env);
+		e->when = time(NULL) + 1;
+		return;
+	}
 	if (fd == -1) {
 		envelope_free(&e->env);
 		spool_quarantine_corrupt(s->sp, e->id, gone ? "content missing" :
@@ -441,6 +458,7 @@ sched_start(struct scheduler *s, struct sched_entry *e)
 		sched_drop(s, e);
 		return;
 	}
+	e->missing = 0;
 	free(e->prev_state);
 	if ((e->prev_state = calloc(e->env.nrcpt + 1, 1)) != NULL)
 		for (i = 0; i < e->env.nrcpt; i++)

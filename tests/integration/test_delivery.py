@@ -381,10 +381,12 @@ def _bounces(sink):
 
 
 def test_downstream_size_limit_bounces(mx):
-    sink = mx.sink("--size", "1000")
+    # the limit leaves room for the bounce (an RFC 3464 report with the
+    # message's headers), not for the message
+    sink = mx.sink("--size", "4000")
     d = mx.daemon(sink, sections={"route *": {"hosts": sink.hostport}})
     big = make_message("too-big", sender="sender@remote.test",
-                       body=b"x" * 70 + b"\r\n" * 1 + (b"y" * 70 + b"\r\n") * 30)
+                       body=b"x" * 70 + b"\r\n" * 1 + (b"y" * 70 + b"\r\n") * 80)
     with d.connect() as c:
         c.greeting()
         qid = queued_id(c.send_message("sender@remote.test", ["user@example.test"], big))

@@ -359,7 +359,9 @@ def test_mail_syntax_errors(mx, line, codes):
     ("RCPT TO:<user@@example.test>", (553, 501)),
     ("RCPT TO:<user@exa mple.test>", (553, 501)),
     ("RCPT TO:<us\"er@example.test>", (553, 501)),
-    ("RCPT TO:<user@example.test> NOTIFY=NEVER", (555, 501)),
+    ("RCPT TO:<user@example.test> FOO=bar", (555, 501)),
+    # RFC 3461 4.1: NEVER stands alone (DSN is offered: syntax is 501)
+    ("RCPT TO:<user@example.test> NOTIFY=NEVER,SUCCESS", (501,)),
 ])
 def test_rcpt_syntax_errors(mx, line, codes):
     d = mx.daemon()

@@ -68,6 +68,8 @@ class Sink:
             ext.append("SMTPUTF8")
         if not a.no_chunking:
             ext.append("CHUNKING")
+        if a.dsn:
+            ext.append("DSN")
         if self.tls is not None and not tls_active:
             ext.append("STARTTLS")
         return ext
@@ -82,6 +84,7 @@ class Sink:
             "mail_from": t["mail_from"],
             "rcpts": t["rcpts"],
             "mail_params": t["mail_params"],
+            "rcpt_params": t["rcpt_params"],
             "ehlo": sess.ehlo,
             "tls": sess.tls_active,
             "bdat": t["bdat"],
@@ -108,7 +111,7 @@ class Sink:
 
 
 def new_txn():
-    return {"mail_from": None, "rcpts": [], "mail_params": {},
+    return {"mail_from": None, "rcpts": [], "mail_params": {}, "rcpt_params": [],
             "bdat": False, "chunks": bytearray(), "bdat_failed": False}
 
 
@@ -248,6 +251,8 @@ class Session:
                 pass
             elif k == "SMTPUTF8" and v is True and not a.no_smtputf8:
                 pass
+            elif k in ("RET", "ENVID") and a.dsn and v is not True:
+                pass    # RFC 3461 4.3, 4.4
             else:
                 return await self.reply("555 5.5.4 unsupported parameter "
                                         + k)
@@ -262,8 +267,12 @@ class Session:
         m = re.fullmatch(r"TO: ?<([^<>]+)>(.*)", arg, re.I | re.S)
         if not m:
             return await self.reply("501 5.5.4 syntax: RCPT TO:<address>")
-        if m.group(2).strip():
-            return await self.reply("555 5.5.4 unsupported parameter")
+        params = self.parse_params(m.group(2))
+        if params is None or (params and not self.esmtp):
+            return await self.reply("555 5.5.4 bad parameters")
+        for k, v in params.items():
+            if not (self.args.dsn and k in ("NOTIFY", "ORCPT") and v is not True):
+                return await self.reply("555 5.5.4 unsupported parameter " + k)
         addr = m.group(1)
         for rx, rep in self.sink.reject:
             if rx.search(addr):
@@ -271,6 +280,7 @@ class Session:
         if len(self.txn["rcpts"]) >= MAX_RCPTS:
             return await self.reply("452 4.5.3 too many recipients")
         self.txn["rcpts"].append(addr)
+        self.txn["rcpt_params"].append(params)
         await self.reply("250 2.1.5 recipient ok")
 
     async def read_data(self):
@@ -443,6 +453,9 @@ def main():
     p.add_argument("--no-chunking", action="store_true")
     p.add_argument("--no-8bitmime", action="store_true")
     p.add_argument("--no-smtputf8", action="store_true")
+    p.add_argument("--dsn", action="store_true",
+                   help="offer DSN (RFC 3461): accept RET, ENVID, NOTIFY, "
+                        "ORCPT (recorded in mail_params, rcpt_params)")
     p.add_argument("--size", type=int, default=0,
                    help="advertise and enforce SIZE N (0: plain SIZE)")
     p.add_argument("--reject-rcpt", action="append", default=[],

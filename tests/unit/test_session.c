@@ -228,6 +228,7 @@ test_async_pipelined(void **state)
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-8BITMIME\r\n"
 	    "250-CHUNKING\r\n"
+	    "250-DSN\r\n"
 	    "250 SMTPUTF8\r\n"
 	    "250 2.1.0 Ok\r\n"
 	    "550 5.7.1 no\r\n"
