@@ -647,7 +647,8 @@ inbound_committed(int rc, int err, const char *id, void *arg)
 
 	if (c != NULL)
 		c->pending = NULL;
-	if (rc == 0 && !p->held)
+	/* shutting down: no new attempt; the next start's recovery has it */
+	if (rc == 0 && !p->held && !p->gw->stopping)
 		scheduler_add(p->gw->sched, id, 0);
 	log_info("%s status=%s", p->summary, rc == -1 ? "tempfail" :
 	    p->held ? "held" : "queued");

@@ -418,8 +418,8 @@ smtp_dsn_orcpt_check(const char *v)
 	    semi[1] == '\0')
 		return -1;
 	for (p = v; p < semi; p++)
-		if (!path_is_atext((unsigned char)*p, 0))
-			return -1;
+		if (!path_is_atext((unsigned char)*p, 0) || *p == '=')
+			return -1;	/* no "=" in an esmtp-value (RFC 5321 4.1.2) */
 	return smtp_xtext_check(semi + 1);
 }
 

@@ -9,9 +9,14 @@
 #
 # Usage: tests/bench/commit.sh [SECONDS] [SPOOL_PARENT]
 #   SECONDS        per concurrency level (default 10)
-#   SPOOL_PARENT   where the spool goes (default /var/tmp; never a tmpfs:
+#   SPOOL_PARENT   where the spool goes (default /var/tmp; a tmpfs only with
+#                  ALLOW_TMPFS=1, to see the CPU ceiling without the disk;
+#                  otherwise never a tmpfs:
 #                  the point is the disk)
 # MXGATE=path runs another binary (e.g. an older build, for a before/after).
+# SINK=blackhole routes to a port that accepts connections and never
+# answers: no delivery work (removals, envelope updates) competes with the
+# intake during the run, so the figures are those of the commit path alone.
 set -eu
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -21,7 +26,7 @@ py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 make -s build/mxgate build/smtpload
 fstype=$(stat -f -c %T "$parent")
-if [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; then
+if [ -z "${ALLOW_TMPFS:-}" ] && { [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; }; then
 	echo "commit.sh: $parent is a $fstype: pick a directory on a disk" >&2
 	exit 2
 fi
@@ -69,8 +74,14 @@ EOF
 }
 
 sinkport=$(freeport)
-$py tests/tools/smtpsink.py --listen 127.0.0.1 --port "$sinkport" \
-    >"$dir/sink.out" 2>"$dir/sink.err" &
+if [ "${SINK:-smtpsink}" = blackhole ]; then
+	$py -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1024)
+time.sleep(3600)' "$sinkport" &
+else
+	$py tests/tools/smtpsink.py --listen 127.0.0.1 --port "$sinkport" \
+	    >"$dir/sink.out" 2>"$dir/sink.err" &
+fi
 sinkpid=$!
 mxport=$(freeport)
 cat >"$dir/mxgate.ini" <<EOF
@@ -112,7 +123,7 @@ until $py -c "import socket,sys; socket.create_connection(('127.0.0.1',$mxport),
 	sleep 0.1
 done
 
-echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d); spool on $fstype ($(df -P "$parent" | awk 'NR==2{print $1}')); binary $bin"
+echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d); spool on $fstype ($(df -P "$parent" | awk 'NR==2{print $1}')); binary $bin; sink ${SINK:-smtpsink}"
 rawfs
 for c in 1 10 50; do
 	printf 'senders=%-3s ' "$c"

@@ -67,9 +67,10 @@ check_report(const struct buf *b, const char *own_end)
 	char delim[160];
 	size_t i, dl, k;
 
-	bnd = strstr(b->data, "boundary=\"");
+	bnd = strstr(b->data, "\r\nContent-Type: multipart/report; "
+	    "report-type=delivery-status;\r\n\tboundary=\"");
 	CHECK(bnd != NULL);
-	bnd += 10;
+	bnd = strchr(bnd, '"') + 1;
 	dl = (size_t)snprintf(delim, sizeof(delim), "--%.*s",
 	    (int)strcspn(bnd, "\""), bnd);
 	CHECK(memchr(b->data, '\0', (size_t)(own_end - b->data)) == NULL);
@@ -86,7 +87,8 @@ check_report(const struct buf *b, const char *own_end)
 		for (k = 0; p + k < eol && p[k] > ' ' && p[k] < 0x7f &&
 		    p[k] != ':'; k++)
 			;
-		if (k > 0 && p[k] == ':') {
+		/* "<addr>: reason" lines of the text part are ours too */
+		if (k > 0 && p[k] == ':' && p[0] != '<') {
 			for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 				if (strlen(fields[i]) == k &&
 				    memcmp(fields[i], p, k) == 0)
@@ -118,7 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf b = { 0 };
 	char path[] = "/tmp/fuzz_dsn.XXXXXX", st[16];
 	int fd, eight, i;
-	const char *mark;
+	const char *mark, *mark2;
 
 	if (size > 8192)
 		return 0;
@@ -163,8 +165,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 	/* our parts end where the third part's body starts */
 	mark = strstr(b.data, "\r\nContent-Description: Headers of the message\r\n");
-	if (mark == NULL)
-		mark = strstr(b.data, "\r\nContent-Description: The message\r\n");
+	mark2 = strstr(b.data, "\r\nContent-Description: The message\r\n");
+	if (mark == NULL || (mark2 != NULL && mark2 < mark))
+		mark = mark2;	/* the first: the content may hold either */
 	if (mark)
 		mark = strstr(mark, "\r\n\r\n");
 	check_report(&b, mark ? mark + 4 : b.data + b.len);

@@ -381,3 +381,70 @@ def test_corrupt_spool_files_set_aside(mx):
     acked += send_numbered(d, "later", 1)
     wait_until(lambda: set(acked) <= set(msgid_counts(sink)), 20,
                what="a new message after the recovery")
+
+
+# ---------------------------------------------------------------- hang-up
+
+def test_client_gone_during_commit(mx):
+    """Clients that hang up right after the final dot, then a SIGTERM
+    while commits are in flight: each commit completes (the message is
+    durable, so it is queued and delivered, acknowledged or not), and
+    nothing touches a closed session (the sanitizer build would report
+    it). A hang-up alone is seen only after the reply (the session reads
+    nothing while a decision is pending); the shutdown closes sessions
+    whose commit is still running."""
+    sink = mx.sink(name="sink")
+    d = mx.daemon(sink)
+    conns = []
+    for i in range(20):
+        c = d.connect()
+        c.greeting()
+        c.ehlo()
+        c.expect(250, "MAIL FROM:<alice@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.expect(354, "DATA")
+        conns.append(c)
+    for i, c in enumerate(conns):
+        c.send(make_message("gone-%d" % i) + b".\r\n")
+        c.close()
+    want = set("gone-%d@sender.test" % i for i in range(20))
+    # every message whose end of data mxgate read was committed: all of
+    # them here, since each connection sent it before closing
+    wait_until(lambda: want <= set(msgid_counts(sink)), 30,
+               what="the 20 messages of the closed sessions",
+               fail_if=lambda: None if d.running() else "mxgate exited")
+    d.wait_queue_empty()
+    assert len(re.findall(r"status=queued", d.log())) == 20
+    assert d.running()
+    # SIGTERM with 30 commits in flight
+    conns = []
+    for i in range(30):
+        c = d.connect()
+        c.greeting()
+        c.ehlo()
+        c.expect(250, "MAIL FROM:<alice@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        c.expect(354, "DATA")
+        conns.append(c)
+    for i, c in enumerate(conns):
+        c.send(make_message("term-%d" % i) + b".\r\n")
+    d.signal(signal.SIGTERM)
+    acked = set()
+    for i, c in enumerate(conns):
+        try:
+            r = c.read_reply(timeout=5)
+            if r.code == 250:
+                acked.add("term-%d@sender.test" % i)
+        except SMTPError:
+            pass
+        c.close()
+    assert d.proc.wait(timeout=15) == 0
+    d.start()
+    wait_until(lambda: acked <= set(msgid_counts(sink)), 30,
+               what="the acknowledged messages after the restart")
+    d.wait_queue_empty()
+    print("\nhang-up test: SIGTERM with 30 commits in flight: %d acknowledged, "
+          "%d completed after their session ended, %d delivered"
+          % (len(acked), len(re.findall(r"committed after its session ended",
+                                          d.log())),
+             len([k for k in msgid_counts(sink) if k.startswith("term-")])))

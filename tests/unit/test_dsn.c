@@ -137,6 +137,7 @@ test_orcpt(void **state)
 	assert_int_equal(smtp_dsn_orcpt_check("rfc822;"), -1);
 	assert_int_equal(smtp_dsn_orcpt_check("rfc822"), -1);
 	assert_int_equal(smtp_dsn_orcpt_check("rfc(822;a@b"), -1);
+	assert_int_equal(smtp_dsn_orcpt_check("rfc=822;a@b"), -1);
 	assert_int_equal(smtp_dsn_orcpt_check("rfc822;a=b"), -1);
 	assert_int_equal(smtp_dsn_orcpt_check("rfc822;a+2"), -1);
 	assert_int_equal(smtp_dsn_orcpt_check("rfc822;a+00"), -1);
