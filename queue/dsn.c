@@ -15,14 +15,14 @@
 /* ---- values ---- */
 
 /* s[0..n) without control octets (they become spaces), and without
- * octets above 127 unless utf8 (they become '?'), at most DSN_VALUE_MAX. */
+ * octets above 127 unless utf8 (they become '?'), at most max octets. */
 static int
-dsn_put_safe(struct buf *b, const char *s, size_t n, int utf8)
+dsn_put_safe(struct buf *b, const char *s, size_t n, size_t max, int utf8)
 {
 	size_t i;
 
-	if (n > DSN_VALUE_MAX)
-		n = DSN_VALUE_MAX;
+	if (n > max)
+		n = max;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
@@ -47,7 +47,7 @@ dsn_field(struct buf *b, const char *name, const char *value, int utf8)
 
 	if (value == NULL)
 		return 0;
-	if (dsn_put_safe(&v, value, strlen(value), utf8) == -1 ||
+	if (dsn_put_safe(&v, value, strlen(value), DSN_VALUE_MAX, utf8) == -1 ||
 	    buf_appendf(b, "%s:", name) == -1) {
 		buf_free(&v);
 		return -1;
@@ -244,8 +244,9 @@ dsn_status_part(const struct dsn_report *r, struct buf *b)
 	/* RFC 3464 2.2 per-message fields */
 	e |= dsn_fieldf(b, u, "Reporting-MTA", "dns; %s", r->hostname);
 	e |= dsn_field(b, "X-Mxgate-Queue-ID", r->queue_id, u);
-	e |= dsn_field(b, "Original-Envelope-Id", dsn_xtext(r->envid, x,
-	    sizeof(x)), u);
+	if (r->envid && *r->envid)
+		e |= dsn_field(b, "Original-Envelope-Id", dsn_xtext(r->envid, x,
+		    sizeof(x)), u);
 	e |= dsn_field(b, "Arrival-Date", dsn_date(r->arrival, date,
 	    sizeof(date)), u);
 	for (i = 0; i < r->nrcpt; i++) {
@@ -310,10 +311,11 @@ dsn_text_part(const struct dsn_report *r, enum dsn_action kind,
 		const struct dsn_rcpt *rc = &r->rcpts[i];
 		const char *last = rc->last ? rc->last : dsn_action_name(rc->action);
 
+		/* one line, under 998 octets (RFC 5322 2.1.1) */
 		e |= buf_appendc(b, '<');
-		e |= dsn_put_safe(b, rc->addr, strlen(rc->addr), r->smtputf8);
+		e |= dsn_put_safe(b, rc->addr, strlen(rc->addr), 300, r->smtputf8);
 		e |= buf_appends(b, ">: ");
-		e |= dsn_put_safe(b, last, strlen(last), r->smtputf8);
+		e |= dsn_put_safe(b, last, strlen(last), 680, r->smtputf8);
 		e |= buf_appends(b, "\r\n");
 	}
 	if (note)
@@ -467,7 +469,7 @@ dsn_build(const struct dsn_report *r, int fd, off_t size, struct buf *out,
 	e |= buf_appendf(out, "From: \"Mail Delivery System\" <MAILER-DAEMON@%s>\r\n",
 	    r->hostname);
 	e |= buf_appends(out, "To: <");
-	e |= dsn_put_safe(out, r->sender, strlen(r->sender), u);
+	e |= dsn_put_safe(out, r->sender, strlen(r->sender), DSN_VALUE_MAX, u);
 	e |= buf_appends(out, ">\r\n");
 	e |= dsn_field(out, "Subject", subjects[kind], 0);
 	e |= dsn_field(out, "Date", dsn_date(r->now, date, sizeof(date)), 0);
