@@ -35,7 +35,8 @@ struct scheduler {
 	struct sched_entry *tail;
 	size_t n;
 	size_t active;
-	struct event *tick;
+	struct event *tick;		/* every second */
+	struct event *kick;		/* a tick now */
 	struct event *pickup;		/* released messages, see spool_pickup */
 };
 
@@ -66,12 +67,22 @@ scheduler_new(struct event_base *base, struct spool *sp,
 	s->sp = sp;
 	s->dctx = dctx;
 	s->p = *p;
+	/* The 1 s tick and a separate one-shot kick for "now": activating
+	 * the persistent timer itself by hand can leave it unscheduled
+	 * (libevent reschedules a persistent timeout relative to the run it
+	 * was activated for), and the queue then stalls. */
 	if ((s->tick = event_new(base, -1, EV_PERSIST, sched_tick_cb, s)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	if ((s->kick = event_new(base, -1, 0, sched_tick_cb, s)) == NULL) {
+		event_free(s->tick);
 		free(s);
 		return NULL;
 	}
 	if ((s->pickup = event_new(base, -1, EV_PERSIST, sched_pickup_cb, s)) == NULL) {
 		event_free(s->tick);
+		event_free(s->kick);
 		free(s);
 		return NULL;
 	}
@@ -94,6 +105,7 @@ scheduler_free(struct scheduler *s)
 		free(e);
 	}
 	event_free(s->tick);
+	event_free(s->kick);
 	event_free(s->pickup);
 	free(s);
 }
@@ -153,7 +165,7 @@ scheduler_add(struct scheduler *s, const char *id, long long when)
 	s->tail = e;
 	s->n++;
 	if (when <= time(NULL))
-		event_active(s->tick, EV_TIMEOUT, 0);
+		event_active(s->kick, EV_TIMEOUT, 0);
 	return 0;
 }
 
@@ -344,7 +356,7 @@ sched_done_cb(struct envelope *env, void *arg)
 	/* the content lock is released at the end of this function (or by
 	 * sched_drop): the command line waits until the outcome is written */
 	/* a freed slot goes to the next due message now, not at the tick */
-	event_active(s->tick, EV_TIMEOUT, 0);
+	event_active(s->kick, EV_TIMEOUT, 0);
 	env->attempts++;
 	pending = envelope_pending(env);
 	if (pending > 0 && now - env->arrival >= s->p.max_lifetime) {
@@ -507,13 +519,13 @@ sched_picked_up(const char *id, void *arg)
 			}
 		log_info("flush: %zu message(s) due now, %zu being attempted",
 		    n, s->active);
-		event_active(s->tick, EV_TIMEOUT, 0);
+		event_active(s->kick, EV_TIMEOUT, 0);
 		return;
 	}
 	if ((e = sched_find(s, id)) != NULL) {
 		if (!e->busy) {
 			e->when = 0;
-			event_active(s->tick, EV_TIMEOUT, 0);
+			event_active(s->kick, EV_TIMEOUT, 0);
 		}
 		log_info("id=%s flushed: %s", id, e->busy ?
 		    "being attempted already" : "due now");

@@ -191,11 +191,6 @@ def test_crash_kill9_loses_nothing(mx):
 
 # ---------------------------------------------------------------- outage
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug outside the spool: with 10 messages deferred by a 4xx at "
-    "end of data, once the sink goes away (its pooled connections die "
-    "'lost connection while idle') the scheduler starts no further attempt "
-    "(next_attempt_in=1s, nothing for 20 s); 1 message works; HEAD too"))
 def test_downstream_4xx_then_down_then_back(mx):
     port = free_port()
     busy = mx.sink("--data-reply", "451 4.3.0 try later", port=port,
