@@ -25,48 +25,8 @@ DNSSERVER = os.path.join(HERE, "..", "tools", "dnsserver.py")
 MX1, MX2, MX3 = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 
 
-class DNSServer:
-    def __init__(self, workdir, zone):
-        self.zone_path = os.path.join(workdir, "zone-%d.json" % random.randrange(1 << 30))
-        with open(self.zone_path, "w") as f:
-            json.dump(zone, f)
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", DNSSERVER, "--port", "0", "--zone", self.zone_path],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.match(r"LISTENING (\d+)", line or "")
-        if not m:
-            self.stop()
-            pytest.fail("dnsserver did not start: %r" % line)
-        self.port = int(m.group(1))
-
-    @property
-    def hostport(self):
-        return "127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
-
-
-@pytest.fixture
-def dns(mx):
-    servers = []
-
-    def start(zone):
-        s = DNSServer(mx.dir, zone)
-        servers.append(s)
-        return s
-    yield start
-    for s in servers:
-        s.stop()
+# the DNS server and its fixture are test_spf.py's
+from test_spf import DNSServer, dns  # noqa: E402,F401
 
 
 def common_port():
