@@ -276,7 +276,10 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	}
 	/* RFC 7208 9.1: Received-SPF above the Received field it goes with
 	 * (not on our own outbound mail) */
-	if (c->spf_header && !c->outbound)
+	/* ... and not when the client is a trusted relay: its address says
+	 * nothing about the sender ([hybrid]) */
+	if (c->spf_header && !c->outbound &&
+	    !cidr_list_match(&c->gw->cfg->trusted_relays, c->ip))
 		buf_appendf(&b, "%s\r\n", c->spf_header);
 	if (inbound_received(c, &b) == -1 ||
 	    spool_msg_write(c->msg, b.data, b.len) == -1) {
@@ -531,12 +534,17 @@ inbound_authres(struct gw_conn *c, const struct gw_outcome *o,
 		else
 			authres_spf(&ar, o->recovered_spf, why, 0, sender);
 	} else if (c->mail_spf != SPF_UNCHECKED) {
+		/* a trusted relay's address is not the sender's: say so, so
+		 * that nobody downstream takes this result for the sender's */
+		const char *why = cidr_list_match(&c->gw->cfg->trusted_relays,
+		    c->ip) ? "client is a trusted relay, not the sender" : NULL;
+
 		/* RFC 7208 2.4: the null sender was checked as the HELO */
 		if (*sender == '\0')
-			authres_spf(&ar, c->mail_spf, NULL, 1,
+			authres_spf(&ar, c->mail_spf, why, 1,
 			    smtp_session_helo(c->s) ? smtp_session_helo(c->s) : "");
 		else
-			authres_spf(&ar, c->mail_spf, NULL, 0, sender);
+			authres_spf(&ar, c->mail_spf, why, 0, sender);
 	}
 	if (c->dkim) {
 		if (dkim_verify_count(c->dkim) == 0)

@@ -36,8 +36,11 @@ def test_skip_mode_relay_spf_does_not_align(mx, gw):
     says nothing about the sender and must not make dmarc=pass."""
     g = gw(zone(P_REJECT, {"sender.test": txt("v=spf1 ip4:127.0.0.0/8 -all") + a_rec()}),
            hybrid("skip"))
-    _, dm = g.deliver(message(headers=[received("198.51.100.7")]))
+    eml, dm = g.deliver(message(headers=[received("198.51.100.7")]))
     dm.check("fail", action="skip", p="reject")
+    # nor is it stamped as if it were the sender's
+    assert b"Received-SPF:" not in eml, eml[:600]
+    assert "spf=pass (client is a trusted relay, not the sender)" in dm.ar, dm.ar
 
 
 def test_skip_mode_untrusted_client_enforced(mx, gw):
