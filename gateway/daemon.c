@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "auth/orgdomain.h"
 #include "gateway/gateway.h"
 #include "lib/log.h"
 #include "smtp/tls.h"
@@ -234,6 +235,7 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	dp->idle_timeout = cfg->idle_timeout;
 	dp->route_for = daemon_route_for;
 	dp->route_arg = gw;
+	dp->domain_ascii = orgdomain_ascii;	/* SMTPUTF8: U-labels */
 	dp->resolver = gw->resolver;
 	dp->mx_port = cfg->mx_port;
 	dp->dest_concurrency = cfg->dest_concurrency;

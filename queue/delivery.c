@@ -747,8 +747,21 @@ job_resolve(struct delivery_job *j)
 		job_record_all(j, 0, "no resolver for MX lookups");
 		return;
 	}
-	j->mxl = mxlookup_start(ctx->p.resolver, j->cur_domain, ctx->p.mx_port,
-	    job_on_mx, j);
+	{
+		char a[256];
+		const char *dom = j->cur_domain;
+
+		if (ctx->p.domain_ascii != NULL) {
+			if (ctx->p.domain_ascii(dom, a, sizeof(a)) == -1) {
+				job_record_all(j, 550, "550 5.1.2 Recipient domain "
+				    "is not a valid domain name");
+				return;
+			}
+			dom = a;
+		}
+		j->mxl = mxlookup_start(ctx->p.resolver, dom, ctx->p.mx_port,
+		    job_on_mx, j);
+	}
 	if (j->mxl == NULL)
 		job_record_all(j, 0, "out of resources");
 }

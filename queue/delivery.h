@@ -77,6 +77,10 @@ struct delivery_params {
 	int mx_port;			/* port of MX hosts; 0 = 25 */
 	int dest_concurrency;		/* connections in use per destination
 					 * address and port; 0 = 10 */
+	/* A recipient domain as DNS knows it: U-labels to A-labels
+	 * (RFC 5890; SMTPUTF8 mail). 0, or -1 when it cannot be one (the
+	 * recipients then fail). NULL: domains are looked up as they are. */
+	int (*domain_ascii)(const char *domain, char *out, size_t n);
 };
 
 typedef void (*delivery_done_cb)(struct envelope *env, void *arg);

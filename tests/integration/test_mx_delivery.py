@@ -371,6 +371,28 @@ def test_relayed_foreign_domain_goes_by_mx(mx, dns):
     assert msgs[0]["rcpts"] == ["bob@foreign.test"]
 
 
+def test_utf8_domain_looked_up_as_a_label(mx, dns):
+    """SMTPUTF8 mail for an IDN domain (RFC 6531): the MX lookup asks for
+    the A-label form (RFC 5890), xn--bcher-kva.test for bücher.test."""
+    port = common_port()
+    z = dns({"xn--bcher-kva.test": [mxrr(10, "mx.xn--bcher-kva.test")],
+             "mx.xn--bcher-kva.test": [a(MX2)]})
+    s2 = mx.sink(host=MX2, port=port)
+    d = mx_daemon(mx, z, port, sections={"outbound": {"relay_clients": "127.0.0.1"}})
+    rcpt = "bob@b\u00fccher.test"
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(250, "MAIL FROM:<alice@%s> SMTPUTF8" % DOMAIN)
+        c.expect(250, "RCPT TO:<%s>" % rcpt)
+        c.expect(354, "DATA")
+        c.send(make_message("idn", sender="alice@" + DOMAIN, to="bob@x.test")
+               + b".\r\n")
+        queued_id(c.read_reply())
+    msgs = s2.wait_messages(1, daemon=d)
+    assert msgs[0]["rcpts"] == [rcpt], msgs[0]["rcpts"]
+
+
 # ---------------------------------------------------------------- concurrency
 
 class SlowMX:
