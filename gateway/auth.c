@@ -62,10 +62,12 @@ struct gw_auth {
 static void
 auth_ip_key(const struct sockaddr *sa, const char *ip, char *out, size_t n)
 {
-	if (sa->sa_family == AF_INET6) {
+	if (sa->sa_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
 		struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
 		char buf[INET6_ADDRSTRLEN];
 
+		/* an IPv4-mapped client keeps its own address below */
 		memset(&a.s6_addr[8], 0, 8);
 		if (inet_ntop(AF_INET6, &a, buf, sizeof(buf))) {
 			snprintf(out, n, "%s/64", buf);
