@@ -51,7 +51,10 @@ def keys(mx):
         "signer.test": [{"type": "TXT", "value": ["v=spf1 ip4:192.0.2.0/24 -all"]}],
     }
     dns = DNSServer(mx.dir, zone)
-    yield {"rsa": rsa_key, "ed": ed_key, "dns": dns, "zone": zone}
+    k = {"rsa": rsa_key, "ed": ed_key, "dns": dns, "zone": zone}
+    yield k
+    # a test may have replaced the server (test_outbound.py): stop both
+    k["dns"].stop()
     dns.stop()
 
 

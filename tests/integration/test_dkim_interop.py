@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from conftest import REPO, PYTHON
+from conftest import PYTHON, REPO, spawn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNSSERVER = os.path.join(HERE, "..", "tools", "dnsserver.py")
@@ -103,7 +103,8 @@ class Keys:
         self.zone_path = os.path.join(tmp, "zone.json")
         with open(self.zone_path, "w") as f:
             json.dump(zone, f)
-        self.proc = subprocess.Popen(
+        # spawn: killed with pytest whatever happens (conftest)
+        self.proc = spawn(
             [PYTHON, DNSSERVER, "--port", "0", "--zone", self.zone_path],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         m = re.match(r"LISTENING (\d+)", self.proc.stdout.readline() or "")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import make_message, mxgate_bin, queued_id, wait_until
+from conftest import make_message, mxgate_bin, queued_id, spawn, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNSSERVER = os.path.join(HERE, "..", "tools", "dnsserver.py")
@@ -23,7 +23,8 @@ class DNSServer:
         self.zone_path = os.path.join(workdir, "zone-%d.json" % random.randrange(1 << 30))
         with open(self.zone_path, "w") as f:
             json.dump(zone, f)
-        self.proc = subprocess.Popen(
+        # spawn: killed with pytest whatever happens (conftest)
+        self.proc = spawn(
             ["/usr/bin/python3", DNSSERVER, "--port", "0", "--zone", self.zone_path],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
