@@ -274,12 +274,12 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		smtp_session_reply(s, 451, "4.3.0 Local error: out of memory");
 		return;
 	}
-	/* RFC 7208 9.1: Received-SPF above the Received field it goes with
-	 * (not on our own outbound mail) */
-	/* ... and not when the client is a trusted relay: its address says
-	 * nothing about the sender ([hybrid]) */
-	if (c->spf_header && !c->outbound &&
-	    !cidr_list_match(&c->gw->cfg->trusted_relays, c->ip))
+	/* [hybrid]: decided once per message, read everywhere after */
+	c->via_relay = cidr_list_match(&c->gw->cfg->trusted_relays, c->ip);
+	/* RFC 7208 9.1: Received-SPF above the Received field it goes with;
+	 * not on our own outbound mail, nor for a trusted relay, whose
+	 * address says nothing about the sender */
+	if (c->spf_header && !c->outbound && !c->via_relay)
 		buf_appendf(&b, "%s\r\n", c->spf_header);
 	if (inbound_received(c, &b) == -1 ||
 	    spool_msg_write(c->msg, b.data, b.len) == -1) {
@@ -536,8 +536,8 @@ inbound_authres(struct gw_conn *c, const struct gw_outcome *o,
 	} else if (c->mail_spf != SPF_UNCHECKED) {
 		/* a trusted relay's address is not the sender's: say so, so
 		 * that nobody downstream takes this result for the sender's */
-		const char *why = cidr_list_match(&c->gw->cfg->trusted_relays,
-		    c->ip) ? "client is a trusted relay, not the sender" : NULL;
+		const char *why = c->via_relay ?
+		    "client is a trusted relay, not the sender" : NULL;
 
 		/* RFC 7208 2.4: the null sender was checked as the HELO */
 		if (*sender == '\0')

@@ -107,8 +107,7 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	if (c->outbound)
 		return 0;
 	if (field_is(f, "Received")) {
-		if (cfg->hybrid_recover &&
-		    cidr_list_match(&cfg->trusted_relays, c->ip)) {
+		if (cfg->hybrid_recover && c->via_relay) {
 			size_t i = c->nreceived;
 
 			if (i == sizeof(c->received) / sizeof(c->received[0])) {
@@ -410,7 +409,6 @@ inbound_dmarc_start(struct gw_conn *c)
 		inbound_commit(c, &go);
 		return;
 	}
-	c->via_relay = cidr_list_match(&cfg->trusted_relays, c->ip);
 	if (c->via_relay && cfg->hybrid_recover && inbound_recover(c) == 0)
 		return;		/* inbound_recovered_spf_done goes on */
 	inbound_dmarc_run(c);
