@@ -6,7 +6,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libevent libevent_openssl libevent_pthreads openssl libcares libpsl inih
+PKGS = libevent libevent_openssl libevent_pthreads openssl libcares libpsl inih \
+	sqlite3 libxml-2.0 zlib libzip
 
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -62,6 +63,11 @@ LIB_SRCS = \
 	auth/dmarc_query.c \
 	policy/received.c \
 	policy/verdict.c \
+	report/store.c \
+	report/recorder.c \
+	report/aggregate.c \
+	report/import.c \
+	report/send.c \
 	queue/envelope.c \
 	queue/dsn.c \
 	queue/spool.c \
@@ -87,7 +93,8 @@ LIB_SRCS = \
 	gateway/dkimcmd.c \
 	gateway/quarantine.c \
 	gateway/spoolcli.c \
-	gateway/queuecmd.c
+	gateway/queuecmd.c \
+	gateway/reportcmd.c
 
 MAIN_SRCS = gateway/main.c
 
@@ -113,12 +120,15 @@ UNIT_TESTS = \
 	test_verdict \
 	test_sasl \
 	test_authdb \
-	test_dsn
+	test_dsn \
+	test_report_store \
+	test_report_aggregate \
+	test_report_import
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
 	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received \
-	fuzz_sasl fuzz_dsn
+	fuzz_sasl fuzz_dsn fuzz_report_import
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -170,13 +180,13 @@ FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/dat
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
 	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
 	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c \
-	smtp/sasl.c queue/dsn.c
+	smtp/sasl.c queue/dsn.c report/import.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl libpsl)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl libpsl libxml-2.0 zlib libzip)
 
 # Benchmarks (timings, never pass/fail): see tests/bench/.
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a

@@ -1,0 +1,2 @@
+/* gateway/reportcmd.c: placeholder */
+#include "gateway/gateway.h"

@@ -1,0 +1,2 @@
+/* report/aggregate.c: placeholder until written */
+#include "report/aggregate.h"

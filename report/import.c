@@ -1,0 +1,2 @@
+/* report/import.c: placeholder until written */
+#include "report/import.h"

@@ -1,0 +1,2 @@
+/* report/store.c: placeholder until written */
+#include "report/store.h"
