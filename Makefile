@@ -80,6 +80,7 @@ LIB_SRCS = \
 	gateway/config_parse.c \
 	gateway/config_policy.c \
 	gateway/config_outbound.c \
+	gateway/config_report.c \
 	gateway/inbound.c \
 	gateway/inbound_dmarc.c \
 	gateway/outbound.c \
@@ -89,6 +90,7 @@ LIB_SRCS = \
 	gateway/auth.c \
 	gateway/usercmd.c \
 	gateway/daemon.c \
+	gateway/reporting.c \
 	gateway/check.c \
 	gateway/dkimcmd.c \
 	gateway/quarantine.c \

@@ -44,7 +44,7 @@ config_section_known(const char *name)
 	static const char *const fixed[] = {
 		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
 		"dkim", "dmarc", "quarantine", "hybrid", "allow", "submission",
-		"outbound",
+		"outbound", "report",
 	};
 	size_t i;
 
@@ -578,6 +578,8 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		return pr;
 	if ((pr = config_outbound_key(ld, section, name, v)) != 3)
 		return pr;
+	if ((pr = config_report_key(ld, section, name, v)) != 3)
+		return pr;
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -801,6 +803,7 @@ config_load(const char *path, struct buf *errors)
 	cfg->dkim_verify = 1;
 	config_policy_defaults(cfg);
 	config_outbound_defaults(cfg);
+	config_report_defaults(cfg);
 
 	if ((ld.fp = fopen(path, "r")) == NULL) {
 		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
@@ -821,6 +824,8 @@ config_load(const char *path, struct buf *errors)
 		config_policy_validate(&ld);
 	if (ld.nerrors == 0)
 		config_outbound_validate(&ld);
+	if (ld.nerrors == 0)
+		config_report_validate(&ld);
 	free(ld.linebuf);
 	for (i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].key);
@@ -868,6 +873,7 @@ config_free(struct config *cfg)
 	free(cfg->ca_file);
 	config_policy_free(cfg);
 	config_outbound_free(cfg);
+	config_report_free(cfg);
 	free(cfg);
 }
 

@@ -157,6 +157,22 @@ struct config {
 	int mx_port;			/* port of MX hosts (25) */
 	int dest_concurrency;		/* connections per destination */
 	char *ca_file;			/* extra CAs for tls = verify, or NULL */
+
+	/* [report] (DMARC aggregate reports, RFC 9990) */
+	int report_record;		/* record DMARC evaluations */
+	char *report_store;		/* the SQLite store (absolute path) */
+	int report_send;		/* send reports to rua= */
+	char *report_org_name;
+	char *report_email;		/* From: of reports */
+	char *report_contact;		/* extra_contact_info, "" none */
+	int report_interval;		/* seconds, divides a day */
+	int report_min_interval;	/* shortest period for ri= */
+	int report_spread;		/* random delay after a period ends */
+	int report_rate;		/* reports per minute; 0 no pause */
+	int report_max_rua;		/* destinations per report */
+	int report_max_failures;	/* before a destination is suppressed */
+	int report_suppress;		/* for this long (seconds) */
+	int report_retention;		/* reported evaluations kept (seconds) */
 };
 
 /* NULL on any error; errors (one per line) are appended to errors. */

@@ -31,6 +31,7 @@ struct config_load {
 	int key_line;
 	int psl_line;
 	int users_line;		/* [submission] users */
+	int report_line;	/* [report] send */
 };
 
 /* "file:line: [section] name: message" into the error list. */
@@ -62,5 +63,12 @@ int config_outbound_key(struct config_load *ld, const char *section,
     const char *name, const char *v);
 void config_outbound_validate(struct config_load *ld);
 void config_outbound_free(struct config *cfg);
+
+/* config_report.c: [report], same conventions as config_policy_key. */
+void config_report_defaults(struct config *cfg);
+int config_report_key(struct config_load *ld, const char *section,
+    const char *name, const char *v);
+void config_report_validate(struct config_load *ld);
+void config_report_free(struct config *cfg);
 
 #endif

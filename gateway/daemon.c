@@ -246,6 +246,8 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	sp->retry_max = cfg->retry_max;
 	sp->max_lifetime = cfg->max_lifetime;
 	sp->delay_warning = cfg->delay_warning;
+	sp->on_settled = reporting_settled;
+	sp->settled_arg = gw;
 }
 
 /* What only a restart can change. */
@@ -343,6 +345,7 @@ daemon_reload(struct gateway *gw)
 	daemon_fill_params(gw, &dp, &sp);
 	delivery_ctx_set_params(gw->dctx, &dp);
 	scheduler_set_params(gw->sched, &sp);
+	reporting_reload(gw);
 	log_set_level(ncfg->log_level);
 	log_info("configuration reloaded: %zu accepted domain(s), %zu route(s)",
 	    ncfg->ndomains, ncfg->nroutes);
@@ -492,6 +495,8 @@ daemon_serve(const char *config_path, int debug)
 		goto out;
 	}
 	spool_set_committer(gw.spool, committer);
+	if (reporting_start(&gw) == -1)
+		goto out;
 
 	for (i = 0; signums[i]; i++) {
 		sigs[i] = evsignal_new(gw.base, signums[i], daemon_signal_cb, &gw);
@@ -534,6 +539,7 @@ out:
 		spool_set_committer(gw.spool, NULL);
 	gw_auth_free(&gw);
 	scheduler_free(gw.sched);
+	reporting_stop(&gw);
 	delivery_ctx_free(gw.dctx);
 	dns_resolver_free(gw.resolver);
 	spool_close(gw.spool);

@@ -63,6 +63,12 @@ struct gateway {
 					 * PSL: retired configs wait for them */
 	struct event *retired_sweep;
 	struct event *accept_pause;	/* out of descriptors: accept later */
+	/* reporting.c */
+	struct report_recorder *recorder;	/* NULL: not recording */
+	char *recorder_path;
+	struct event *report_timer;
+	long long report_next;		/* next `report send` child */
+	pid_t report_child;		/* running, or 0 */
 };
 
 /* listener.c */
@@ -122,6 +128,7 @@ struct gw_conn {
 	char *relay_note;		/* why recovery failed, for stamps */
 	struct spf_query *rspfq;	/* SPF of the recovered client */
 	struct dmarc_query *dmq;	/* DMARC lookups in flight */
+	int is_report;			/* Subject of a DMARC report */
 	/* outbound.c */
 	int outbound;			/* this message is outbound mail */
 	struct dkim_signer *signer;	/* its signature, computed while it streams */
@@ -149,6 +156,10 @@ void inbound_commit(struct gw_conn *c, const struct gw_outcome *o);
 int inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f);
 /* Content complete and DKIM settled: run the chain, then inbound_commit. */
 void inbound_dmarc_start(struct gw_conn *c);
+/* The SPF result and identity DMARC aligns with (RFC 9989 4.4.2), into
+ * p->spf_result / p->spf_domain (left alone when there is none). */
+struct dmarc_params;
+void inbound_dmarc_spf(struct gw_conn *c, struct dmarc_params *p);
 /* Stamps for the prepend text (verdict header, SCL, held fields). */
 int inbound_dmarc_stamps(struct gw_conn *c, const struct gw_outcome *o,
     struct buf *out);
@@ -164,6 +175,20 @@ void outbound_clear(struct gw_conn *c);
 /* 1 if the authenticated user may send with From domain (auth.c). */
 int gw_auth_may_send_as(struct gateway *gw, const char *user,
     const char *domain);
+
+/* reporting.c: DMARC aggregate reports in the daemon: the recorder
+ * (report/recorder.h), a `mxgate report send` child once per period, and
+ * the final results of report deliveries. */
+struct verdict;
+int reporting_start(struct gateway *gw);
+void reporting_reload(struct gateway *gw);
+void reporting_stop(struct gateway *gw);
+/* One DMARC evaluation at end of data (before the commit). */
+void reporting_record(struct gw_conn *c, const struct dmarc_outcome *o,
+    const struct verdict *v);
+/* The scheduler's on_settled hook (arg: the gateway). */
+struct envelope;
+void reporting_settled(const struct envelope *env, size_t rcpt, void *arg);
 
 /* daemon.c */
 int daemon_serve(const char *config_path, int foreground_debug);
@@ -191,11 +216,17 @@ int queuecmd_main(int argc, char **argv);
  * when run as root (uid and gid of the spool directory, no supplementary
  * groups; refused if that fails). NULL with the reason on stderr. */
 struct spool *spoolcli_open(const char *config_path);
+/* As root, become the owner of dir (the spool); as anyone else go on.
+ * 0, or -1 with the reason on stderr. */
+int spoolcli_become_owner(const char *dir);
 /* 0 for a valid queue id; else "invalid queue id" on stderr and -1. */
 int spoolcli_check_id(const char *id);
 /* s with control octets, DEL, backslash (and spaces, when space is 0)
  * escaped as \xNN: one terminal-safe field. */
 void spoolcli_put(FILE *f, const char *s, int space);
+/* A JSON string (RFC 8259 7) to f, or null for NULL; control octets
+ * escaped, invalid UTF-8 as U+FFFD. */
+void spoolcli_json_str(FILE *f, const char *s);
 /* 45s, 12m, 3h, 2d */
 void spoolcli_age(char *out, size_t n, long long secs);
 /* "YYYY-MM-DD HH:MM:SS UTC", "-" for 0 */
@@ -205,6 +236,9 @@ void spoolcli_time(char *out, size_t n, long long t);
 int spoolcli_write(char *p, size_t n, int tty);
 /* The rest of fd to stdout, as spoolcli_write. 0 or -1. */
 int spoolcli_copy(int fd, int tty);
+
+/* reportcmd.c: `mxgate report send|list|import|summary ...` */
+int reportcmd_main(int argc, char **argv);
 
 /* usercmd.c: `mxgate user add|delete|list ...` */
 int usercmd_main(int argc, char **argv);

@@ -75,6 +75,31 @@ field_value_dup(const struct msg_field *f, size_t max, size_t *len_r)
 	return v;
 }
 
+/* "Report" 1*FWS "Domain:" at the start of the Subject value. */
+static int
+field_value_is_report(const struct msg_field *f)
+{
+	size_t len, i = 0;
+	char *v = field_value_dup(f, 64, &len);
+	int r = 0;
+
+	if (v == NULL)
+		return 0;
+	while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
+	    v[i] == '\n'))
+		i++;
+	if (len - i > 6 && strncmp(v + i, "Report", 6) == 0) {
+		size_t j = i + 6;
+
+		while (j < len && (v[j] == ' ' || v[j] == '\t' || v[j] == '\r' ||
+		    v[j] == '\n'))
+			j++;
+		r = j > i + 6 && len - j >= 7 && strncmp(v + j, "Domain:", 7) == 0;
+	}
+	free(v);
+	return r;
+}
+
 int
 inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 {
@@ -140,6 +165,10 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	/* Subject waits for the verdict: it may get the prefix. It then
 	 * goes out with the fields we prepend (field order carries no
 	 * meaning here, RFC 5322 3.6). */
+	/* RFC 9990 3.1.1: an aggregate report's Subject. Reports are not
+	 * reported on (no report about a report). */
+	if (field_is(f, "Subject") && field_value_is_report(f))
+		c->is_report = 1;
 	if (cfg->subject_prefix[0] && field_is(f, "Subject"))
 		return buf_append(&c->held_fields, f->raw, f->raw_len) == -1 ? -1 : 1;
 	return 0;
@@ -168,6 +197,7 @@ inbound_dmarc_clear(struct gw_conn *c)
 	c->nreceived = 0;
 	c->received_more = 0;
 	c->via_relay = c->recovered = 0;
+	c->is_report = 0;
 	c->hops = 0;
 	free(c->rec);
 	c->rec = NULL;
@@ -226,6 +256,7 @@ inbound_dmarc_done(const struct dmarc_outcome *o, void *arg)
 	go.recovered_ip = c->recovered ? c->rec->ip : NULL;
 	go.recovered_spf = c->rec_spf;
 	go.relay_note = c->relay_note;
+	reporting_record(c, o, &v);
 	inbound_commit(c, &go);
 	buf_free(&cm);
 	buf_free(&note);
@@ -233,7 +264,7 @@ inbound_dmarc_done(const struct dmarc_outcome *o, void *arg)
 
 /* The SPF identity DMARC aligns with (RFC 9989 4.4.2): the MAIL FROM
  * domain, or the HELO name for the null sender. */
-static void
+void
 inbound_dmarc_spf(struct gw_conn *c, struct dmarc_params *p)
 {
 	const char *sender = smtp_session_sender(c->s);

@@ -23,6 +23,8 @@ usage(FILE *f)
 	    "       mxgate quarantine [-c FILE] list | show ID | release ID | delete ID\n"
 	    "       mxgate queue [-c FILE] list [--json] | show ID [--body] | flush [ID] |\n"
 	    "                    delete ID | hold ID | release ID | stats [--json]\n"
+	    "       mxgate report [-c FILE] [--store PATH] send [--now] | list [--json] |\n"
+	    "                    import FILE... | summary [--domain D] [--since DATE] [--json] [--no-dns]\n"
 	    "       mxgate user add NAME --domains D1,D2 | delete NAME | list  [-c FILE | --file USERS]\n"
 	    "       mxgate version\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
@@ -72,6 +74,8 @@ main(int argc, char **argv)
 		return quarantine_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "queue") == 0) {
 		return queuecmd_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "report") == 0) {
+		return reportcmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "user") == 0) {
 		return usercmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

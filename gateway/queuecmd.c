@@ -95,62 +95,6 @@ queuecmd_state(char state)
 	    state == ENV_FAILED ? "failed" : "pending";
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), 0 if invalid. */
-static size_t
-queuecmd_utf8(const unsigned char *p)
-{
-	size_t n, i;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;	/* also stops at the NUL */
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-/* A JSON string (RFC 8259 7), or null. */
-static void
-queuecmd_json_str(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n;
-
-	if (s == NULL) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	while (*p) {
-		if (*p == '"' || *p == '\\') {
-			printf("\\%c", *p++);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			printf("\\u%04x", *p++);
-		} else if ((n = queuecmd_utf8(p)) == 0) {
-			fputs("\\ufffd", stdout);
-			p++;
-		} else {
-			fwrite(p, 1, n, stdout);
-			p += n;
-		}
-	}
-	putchar('"');
-}
-
 static void
 queuecmd_next(char *out, size_t n, const struct qc *q, const struct envelope *env,
     int held, char state)
@@ -204,16 +148,16 @@ queuecmd_list_json(struct qc *q, const struct envelope *env, int held)
 	    q->n++ ? "," : "", env->id, held ? "hold" : "queue",
 	    held ? "true" : "false", env->arrival, q->now - env->arrival,
 	    env->size);
-	queuecmd_json_str(env->sender);
+	spoolcli_json_str(stdout, env->sender);
 	printf(", \"attempts\": %d, \"next_attempt\": %lld, \"hold_reason\": ",
 	    env->attempts, env->next_attempt);
-	queuecmd_json_str(held ? env->hold_reason : NULL);
+	spoolcli_json_str(stdout, held ? env->hold_reason : NULL);
 	printf(", \"recipients\": [");
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct env_rcpt *r = &env->rcpts[i];
 
 		printf("%s{\"address\": ", i ? ", " : "");
-		queuecmd_json_str(r->addr);
+		spoolcli_json_str(stdout, r->addr);
 		printf(", \"state\": \"%s\", \"attempts\": %d, \"next_attempt\": ",
 		    queuecmd_state(r->state), env->attempts);
 		if (held || r->state != ENV_PENDING)
@@ -221,7 +165,7 @@ queuecmd_list_json(struct qc *q, const struct envelope *env, int held)
 		else
 			printf("%lld", env->next_attempt);
 		printf(", \"last\": ");
-		queuecmd_json_str(r->last);
+		spoolcli_json_str(stdout, r->last);
 		putchar('}');
 	}
 	printf("]}");
@@ -623,7 +567,7 @@ queuecmd_stats(struct qc *q)
 		    "\"failed\": %ld}, \"oldest_age\": %lld, \"oldest_id\": ",
 		    q->count[0], q->count[1], corrupt, q->rcpts[0], q->rcpts[1],
 		    q->rcpts[2], age);
-		queuecmd_json_str(q->oldest_id[0] ? q->oldest_id : NULL);
+		spoolcli_json_str(stdout, q->oldest_id[0] ? q->oldest_id : NULL);
 		printf(", \"size\": %llu}\n", q->size);
 	} else {
 		spoolcli_age(a, sizeof(a), age);

@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <netdb.h>
 #include <stdio.h>
@@ -944,4 +945,33 @@ dns_resolver_free(struct dns_resolver *r)
 		tq = TAILQ_NEXT(q, entry);
 		dns_cancel(q);
 	}
+}
+
+int
+dns_reverse_name(const char *ip, char *out, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char a[16];
+	size_t o = 0;
+	int i;
+
+	if (inet_pton(AF_INET, ip, a) == 1 ||
+	    (inet_pton(AF_INET6, ip, a) == 1 &&
+	    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a) &&
+	    memmove(a, a + 12, 4) != NULL)) {
+		if ((size_t)snprintf(out, n, "%u.%u.%u.%u.in-addr.arpa", a[3],
+		    a[2], a[1], a[0]) >= n)
+			return -1;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1 || n < 74)
+		return -1;
+	for (i = 15; i >= 0; i--) {
+		out[o++] = hex[a[i] & 15];
+		out[o++] = '.';
+		out[o++] = hex[a[i] >> 4];
+		out[o++] = '.';
+	}
+	memcpy(out + o, "ip6.arpa", 9);
+	return 0;
 }

@@ -101,6 +101,11 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name,
 /* q NULL is ignored; so is cancelling a query from its own callback. */
 void dns_cancel(struct dns_query *q);
 
+/* The PTR question for an IPv4 or IPv6 address ("4.3.2.1.in-addr.arpa",
+ * nibbles under ip6.arpa; an IPv4-mapped address as IPv4). 0, or -1 when
+ * ip is no address or out[n] is too small (n >= 74 always suffices). */
+int dns_reverse_name(const char *ip, char *out, size_t n);
+
 const char *dns_status_name(enum dns_status s);
 const char *dns_type_name(enum dns_type t);
 

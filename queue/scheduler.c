@@ -377,6 +377,12 @@ sched_done_cb(struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpt; i++)
 		if (sched_new_failure(e, i))
 			failed++;
+	if (s->p.on_settled)
+		for (i = 0; i < env->nrcpt; i++)
+			if (sched_new_failure(e, i) ||
+			    (env->rcpts[i].state == ENV_DELIVERED &&
+			    !(e->prev_state && e->prev_state[i] == ENV_DELIVERED)))
+				s->p.on_settled(env, i, s->p.settled_arg);
 	if (failed > 0 && sched_report(s, e, DSN_FAILED, now) == -1) {
 		/* Bounce before the state is saved: a crash in between
 		 * repeats the attempt, never loses the report. If the bounce

@@ -42,6 +42,11 @@ struct scheduler_params {
 	int max_lifetime;	/* seconds before pending recipients fail */
 	int delay_warning;	/* seconds before one "delayed" report (RFC
 				 * 3464) goes to the sender; 0: never */
+	/* Called (when set) for each recipient whose state became final in
+	 * an attempt, delivered or failed (expired included), before the
+	 * outcome is written; rcpt indexes env->rcpts. */
+	void (*on_settled)(const struct envelope *env, size_t rcpt, void *arg);
+	void *settled_arg;
 };
 
 /* All borrowed; they must outlive the scheduler. */

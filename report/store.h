@@ -53,12 +53,12 @@ int report_store_add_many(struct report_store *st,
     size_t n, char *err, size_t errlen);
 
 /* Policy domains with evaluations at or after their reported_until (0 for
- * a domain never reported), with the time of the earliest such one:
- * cb(domain, first, arg); a non-zero return from cb stops the walk and is
- * returned. */
+ * a domain never reported), with the time of the earliest such one and
+ * the reported_until itself: cb(domain, first, reported_until, arg); a
+ * non-zero return from cb stops the walk and is returned. */
 int report_store_pending(struct report_store *st,
-    int (*cb)(const char *domain, long long first, void *arg), void *arg,
-    char *err, size_t errlen);
+    int (*cb)(const char *domain, long long first, long long reported_until,
+    void *arg), void *arg, char *err, size_t errlen);
 
 /* The rows of domain's evaluations with begin <= time < end, aggregated:
  * one row per distinct (source_ip, disposition, dkim_aligned,
