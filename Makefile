@@ -125,7 +125,8 @@ UNIT_TESTS = \
 	test_dsn \
 	test_report_store \
 	test_report_aggregate \
-	test_report_import
+	test_report_import \
+	test_report_send
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \

@@ -16,20 +16,32 @@
  *   aligned passes, other passes, the rest), spf when known). It
  *   validates against etc/dmarc-aggregate-2.0.xsd (the RFC's schema,
  *   written out). Values outside the schema's vocabulary (a result word
- *   it does not know) are a -1 with err, never written. At least one row.
+ *   it does not know; an SPF scope other than "mfrom", RFC 9990 allowing
+ *   no other) are a -1 with err, never written; so are strings that are
+ *   not UTF-8 or carry control characters other than TAB and LF, and
+ *   more than REPORT_MAX_DKIM / REPORT_MAX_REASONS entries. At least one
+ *   row.
+ * report_dkim_order: the order the DKIM results of one row are written
+ *   in (the RFC 9990 preference above, stable within each class):
+ *   fills order_r (room for n) with indices into dkim, at most
+ *   REPORT_MAX_DKIM_PER_ROW of them, and returns how many.
  * report_gzip: RFC 1952 gzip of data (file name and mtime in the header).
  * report_filename: "receiver!policy-domain!begin!end!unique-id.xml.gz"
- *   (RFC 9990 3.1.1 ABNF); unique_id is 1*(ALPHA / DIGIT).
+ *   (RFC 9990 3.1.1 ABNF); unique_id is 1*(ALPHA / DIGIT), or NULL / ""
+ *   for none (the ABNF's optional part). Domains are LDH labels (and
+ *   '_'), so never '!' or '/'. Returns -1, out unchanged, when refused.
  * report_message: the RFC 5322 / MIME message (CRLF lines, no DKIM
  *   signature: the caller signs it): From: m->email, To: the rua
  *   addresses, Date, Message-ID <report_id> (RFC 9990: "the same ridtxt
- *   ... as the Message-Id"), Subject: "Report Domain: D Submitter: S
+ *   ... as the Message-Id"; "@submitter" is added to a report_id without
+ *   "@", a msg-id needing one), Subject: "Report Domain: D Submitter: S
  *   Report-ID: <ID>" (RFC 9990 3.1.1 ABNF, folded), Auto-Submitted:
  *   auto-generated (RFC 3834), MIME-Version, multipart/mixed with a short
  *   text/plain part and the report as application/gzip, base64 (76-column
  *   lines), Content-Disposition: attachment; filename=report_filename.
  *
- * All append to out (lib/buf) and return 0, or -1 with err filled.
+ * All append to out (lib/buf) and return 0, or -1 with err filled and
+ * out unchanged.
  */
 #ifndef REPORT_AGGREGATE_H
 #define REPORT_AGGREGATE_H
@@ -45,6 +57,8 @@
 int report_xml(const struct report_meta *m, const struct report_policy *p,
     const struct report_row *rows, size_t nrows, struct buf *out,
     char *err, size_t errlen);
+size_t report_dkim_order(const struct report_dkim *dkim, size_t n,
+    const char *header_from, size_t *order_r);
 int report_gzip(const void *data, size_t len, const char *name,
     long long mtime, struct buf *out, char *err, size_t errlen);
 int report_filename(const char *receiver, const char *policy_domain,

@@ -23,6 +23,12 @@
  * filled ("what: why", e.g. "report store /var/.../reports.db: database
  * is locked") unless said otherwise. Not thread-safe: one thread per
  * handle.
+ *
+ * Walks (the calls taking a cb): a non-zero return from cb stops the walk
+ * and is returned (err then says "walk stopped by the caller"). The
+ * callbacks of report_store_pending, _unfinished and _reports may call
+ * the store (the list is read whole first); those of report_store_rows
+ * and _summary must not (they run while the query does).
  */
 #ifndef REPORT_STORE_H
 #define REPORT_STORE_H
@@ -66,7 +72,8 @@ int report_store_pending(struct report_store *st,
  * spf_domain/scope/result, dkim results) with its count, ordered by count
  * descending then source_ip; and the policy of the latest evaluation in
  * the range. cb gets each row; policy_cb (may be NULL) gets the policy
- * once, before the rows. Nothing in range: 0, no callback. */
+ * once, before the rows (policy and rows from one read snapshot). Nothing
+ * in range: 0, no callback. A row's time is 0. */
 int report_store_rows(struct report_store *st, const char *domain,
     long long begin, long long end,
     void (*policy_cb)(const struct report_policy *p, void *arg),
@@ -79,10 +86,15 @@ int report_store_rows(struct report_store *st, const char *domain,
  * same file name and Report-ID).
  *   report_store_begin_report: in one transaction, record report id for
  *     (domain, begin, end) in state "pending" and move the domain's
- *     reported_until to end. 1 if created, 0 if that (domain, begin) was
- *     already recorded (its id is copied into id_r[idlen]).
+ *     reported_until to end (never backwards: a late older period does
+ *     not reopen later ones). 1 if created, 0 if that (domain, begin) was
+ *     already recorded (its id is copied into id_r[idlen]; id_r may be
+ *     NULL; an id longer than idlen - 1 is an error). An id already used
+ *     for another (domain, begin) is an error.
  *   report_store_finish_report: state "queued" (or "skipped" with a
- *     reason: no usable rua, all over their size limit...).
+ *     reason: no usable rua, all over their size limit..., or "failed");
+ *     any non-empty word is kept, only "pending" means unfinished. An
+ *     unknown id is an error.
  *   report_store_unfinished: each report still "pending"
  *     (cb(domain, begin, end, id, arg)).
  */
@@ -128,8 +140,9 @@ int report_store_import(struct report_store *st, const struct report_meta *m,
     size_t nrows, const char *source, char *err, size_t errlen);
 
 /* Aggregates over imported reports whose date_range ends at or after
- * since (0 = all), for policy domain (NULL/"" = all). One entry per
- * (source_ip, reporter org_name): message count and how many of them had
+ * since (0 = all), for policy domain (NULL/"" = all; policy domains are
+ * compared without case and kept in lower case). One entry per (policy
+ * domain, source_ip, reporter org_name): message count and how many had
  * DMARC pass (dkim or spf aligned), DKIM aligned, SPF aligned, and each
  * disposition. Ordered by messages descending. */
 struct report_summary_entry {

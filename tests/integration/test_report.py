@@ -61,7 +61,8 @@ def report_key(workdir):
 class Env:
     """DNS + rua sink + daemon; signer.test publishes DMARC with rua."""
 
-    def __init__(self, mx, dmarc, extra_zone=None, report=None, start=True):
+    def __init__(self, mx, dmarc, extra_zone=None, report=None, start=True,
+                 rua_args=()):
         self.mx = mx
         self.rsa, rsa_txt = keygen(mx.dir, "rsa1", "rsa")
         self.rep, rep_txt = report_key(mx.dir)
@@ -83,7 +84,7 @@ class Env:
             os.chown(self.rep, nobody.pw_uid, nobody.pw_gid)
         self.dns = DNSServer(mx.dir, self.zone)
         self.sink = mx.sink(name="inbox")
-        self.rua = mx.sink(name="rua")
+        self.rua = mx.sink(*rua_args, name="rua")
         sections = {
             "dns": {"servers": self.dns.hostport, "timeout": "1s"},
             "spf": {"check_helo": "yes", "check_mailfrom": "yes",
@@ -348,6 +349,35 @@ def test_size_limit_skips_destination(env):
     m = e.rua.wait_messages(1, daemon=e.d)[0]
     assert m["rcpts"] == ["big@signer.test"], m["rcpts"]
     assert len(m["eml"]) > 1024
+
+
+@needs_tools
+def test_failing_destination_suppressed(env):
+    """A destination whose report delivery fails is noted; after
+    max_failures in a row it gets no reports for a while."""
+    e = env("v=DMARC1; p=none; rua=mailto:gone@signer.test,"
+            "mailto:dmarc@signer.test",
+            rua_args=("--reject-rcpt", "^gone@=550 5.1.1 no such user"),
+            report={"report": {"max_failures": "1", "suppress": "1d"}})
+    e.send(message())
+    e.sink.wait_messages(1, daemon=e.d)
+    e.report_cmd("send", "--now")
+    m = e.rua.wait_messages(1, daemon=e.d)[0]
+    assert m["rcpts"] == ["dmarc@signer.test"]
+    e.d.wait_log(r"report to <gone@signer.test> failed")
+    time.sleep(1.1)                     # the next report: a later second
+    e.send(message())
+    e.sink.wait_messages(2, daemon=e.d)
+    time.sleep(1.1)
+    r = e.report_cmd("send", "--now")
+    assert r.stdout.startswith("queued 1"), r.stdout
+    m = e.rua.wait_messages(2, daemon=e.d)[1]
+    assert m["rcpts"] == ["dmarc@signer.test"]
+    lst = json.loads(e.report_cmd("list", "--json").stdout)
+    assert "gone@signer.test suppressed" in lst[0]["why"], lst
+    # no DSN went anywhere about the failed report (null sender)
+    assert "failed recipients not bounced: null sender" in e.d.log()
+    assert "bounce queued" not in e.d.log()
 
 
 @needs_tools
