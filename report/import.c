@@ -25,6 +25,7 @@
 #include <zip.h>
 #include <zlib.h>
 
+#include "lib/buf.h"
 #include "report/import.h"
 #include "smtp/message.h"
 
@@ -118,6 +119,14 @@ static void
 imp_pop(char *s, size_t old)
 {
 	s[old] = '\0';
+}
+
+/* A container (mail, part, zip, gzip) in too many others; XML is a leaf. */
+static int
+imp_deep(struct imp *imp)
+{
+	return imp_fail(imp, "nested deeper than %d levels",
+	    REPORT_IMPORT_MAX_DEPTH);
 }
 
 /* A hostile value, fit for an error message: printable ASCII, cut. */
@@ -224,7 +233,7 @@ static char *
 value_copy(struct arena **a, const char *s, size_t n, int lower)
 {
 	const unsigned char *u;
-	size_t i, k, o = 0;
+	size_t i, k, o = 0, bad = 0;
 	char *out;
 
 	while (n > 0 && is_ws((unsigned char)s[0])) {
@@ -233,9 +242,15 @@ value_copy(struct arena **a, const char *s, size_t n, int lower)
 	}
 	while (n > 0 && is_ws((unsigned char)s[n - 1]))
 		n--;
-	if (n > (SIZE_MAX - 1) / 3 || (out = arena_alloc(a, 3 * n + 1)) == NULL)
-		return NULL;
 	u = (const unsigned char *)s;
+	for (i = 0; i < n; i += k)
+		if ((k = utf8_len(u + i, n - i)) == 0) {
+			k = 1;
+			bad++;
+		}
+	/* n is at most REPORT_IMPORT_MAX_XML: no overflow */
+	if ((out = arena_alloc(a, n + 2 * bad + 1)) == NULL)
+		return NULL;
 	for (i = 0; i < n; i += k) {
 		if ((k = utf8_len(u + i, n - i)) == 0) {
 			memcpy(out + o, "\xef\xbf\xbd", 3);
@@ -514,7 +529,8 @@ xml_meta(struct xrep *x, xmlNode *md)
 	struct report_meta *m = &x->r.meta;
 	xmlNode *dr, *c;
 	const char *v, *at;
-	char q[80], *errs;
+	struct buf errs = { 0 };
+	char q[80];
 	size_t len;
 
 	if (xchild(md, "org_name") == NULL)
@@ -553,20 +569,19 @@ xml_meta(struct xrep *x, xmlNode *md)
 	m->generator = xfield(x, md, "generator", 0);
 
 	/* one line per <error> */
-	len = 0;
-	for (c = xchild(md, "error"); c != NULL; c = xnext(c, "error"))
-		len += strlen(xtext(x, c, 0)) + 1;
+	for (c = xchild(md, "error"); c != NULL; c = xnext(c, "error")) {
+		v = xtext(x, c, 0);
+		if (*v != '\0' && ((errs.len > 0 && buf_appendc(&errs, '\n')) ||
+		    buf_appends(&errs, v)))
+			x->nomem = 1;
+	}
 	m->errors = "";
-	if (len > 0 && (errs = arena_alloc(&x->arena, len + 1)) != NULL) {
-		errs[0] = '\0';
-		for (c = xchild(md, "error"); c != NULL; c = xnext(c, "error")) {
-			if (errs[0] != '\0')
-				strcat(errs, "\n");
-			strcat(errs, xtext(x, c, 0));
-		}
-		m->errors = errs;
-	} else if (len > 0)
+	if (errs.len > 0 &&
+	    (m->errors = value_copy(&x->arena, errs.data, errs.len, 0)) == NULL) {
+		m->errors = "";
 		x->nomem = 1;
+	}
+	buf_free(&errs);
 	return 0;
 }
 
@@ -645,7 +660,7 @@ xml_section(struct xrep *x, xmlNode *n)
 	return 0;
 }
 
-/* All of <feedback> read: check, and hand the report over. */
+/* All of <feedback> read: is the report whole? */
 static int
 xml_finish(struct xrep *x, int rfc9990)
 {
@@ -660,9 +675,6 @@ xml_finish(struct xrep *x, int rfc9990)
 	x->r.format = rfc9990 ? "rfc9990" : "rfc7489";
 	x->r.container = imp->container[0] != '\0' ? imp->container : "xml";
 	x->r.rows = x->rows;
-	imp->found++;
-	if ((imp->cbrc = imp->cb(&x->r, imp->arg)) != 0)
-		return IMP_STOP;
 	return 0;
 }
 
@@ -696,7 +708,7 @@ not_report(struct imp *imp, const char *root)
  * The document streamed: one child of <feedback> in memory at a time
  * (the rows are copies), so a 64 MB document of tiny elements costs no
  * tree of a gigabyte. <feedback> is the root, or a child of a wrapping
- * root. 0 done, -1 error, IMP_STOP, or 2: not well-formed (recover).
+ * root. 0 read, -1 error, or 2: not well-formed (to recover).
  */
 static int
 xml_stream(struct xrep *x, const char *data, size_t len, int opts)
@@ -705,7 +717,7 @@ xml_stream(struct xrep *x, const char *data, size_t len, int opts)
 	xmlTextReaderPtr rd;
 	xmlNode *n;
 	char root[64] = "";
-	int ret, next = 0, depth, fb = -1, rfc9990 = 0, rc = 2;
+	int ret, next = 0, depth, fb = -1, done = 0, rfc9990 = 0, rc = 2;
 
 	if ((rd = xmlReaderForMemory(data, (int)len, NULL, NULL, opts)) == NULL)
 		return imp_fail(imp, "XML: out of memory");
@@ -738,8 +750,11 @@ xml_stream(struct xrep *x, const char *data, size_t len, int opts)
 			}
 			continue;
 		}
-		if (depth != fb + 1)
-			continue;	/* inside an ignored element, or after */
+		/* past </feedback> (in a wrapper), nothing more is read */
+		if (depth <= fb)
+			done = 1;
+		if (done || depth != fb + 1)
+			continue;	/* inside an ignored element */
 		if ((n = xmlTextReaderExpand(rd)) == NULL)
 			break;		/* not well-formed inside */
 		if (xml_too_deep(n, REPORT_IMPORT_MAX_XML_DEPTH - depth)) {
@@ -861,6 +876,11 @@ imp_xml(struct imp *imp, const char *data, size_t len)
 		    xe.set ? xe.msg : "not well-formed");
 	xmlSetStructuredErrorFunc(old_sctx, old_s);
 	xmlSetGenericErrorFunc(old_gctx, old_g);
+	if (rc == 0) {
+		imp->found++;
+		if ((imp->cbrc = imp->cb(&x.r, imp->arg)) != 0)
+			rc = IMP_STOP;
+	}
 	xml_reset(&x);
 	return rc;
 }
@@ -1482,8 +1502,7 @@ mime_entity(struct imp *imp, const char *data, size_t len, int depth)
 	int rc, is_msg;
 
 	if (depth > REPORT_IMPORT_MAX_DEPTH)
-		return imp_fail(imp, "nested deeper than %d levels",
-		    REPORT_IMPORT_MAX_DEPTH);
+		return imp_deep(imp);
 	if (mime_header(imp, data, len, &h) == -1)
 		return -1;
 	/* RFC 2046 5.1.1: a multipart's own encoding is identity */
@@ -1541,13 +1560,10 @@ imp_blob(struct imp *imp, const char *d, size_t len, int depth, int flags)
 
 	if (len == 0)
 		return (flags & IMP_SKIP) ? 0 : imp_fail(imp, "empty");
-	/* a container nested too deep; an XML document is a leaf */
-	if (depth > REPORT_IMPORT_MAX_DEPTH && (d[0] == 0x1f || d[0] == 'P' ||
-	    (flags & IMP_MAIL)))
-		return imp_fail(imp, "nested deeper than %d levels",
-		    REPORT_IMPORT_MAX_DEPTH);
 	if (len >= 2 && (unsigned char)d[0] == 0x1f &&
 	    (unsigned char)d[1] == 0x8b) {
+		if (depth > REPORT_IMPORT_MAX_DEPTH)
+			return imp_deep(imp);
 		if (depth == 0)
 			imp->kind = "gzip";
 		old = imp_push(imp->container, sizeof(imp->container), "%s%s",
@@ -1560,6 +1576,8 @@ imp_blob(struct imp *imp, const char *d, size_t len, int depth, int flags)
 	}
 	if (len >= 4 && d[0] == 'P' && d[1] == 'K' &&
 	    ((d[2] == 3 && d[3] == 4) || (d[2] == 5 && d[3] == 6))) {
+		if (depth > REPORT_IMPORT_MAX_DEPTH)
+			return imp_deep(imp);
 		if (depth == 0)
 			imp->kind = "zip";
 		old = imp_push(imp->container, sizeof(imp->container), "%s%s",

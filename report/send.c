@@ -298,16 +298,16 @@ dest_verify(const struct report_send_config *c, struct event_base *base,
 	/* step 4: a name over the DNS limits authorises nothing */
 	if ((size_t)snprintf(name, sizeof(name), "%s._report._dmarc.%s", pd,
 	    r->host) >= sizeof(name) || strlen(name) > 253) {
-		snprintf(why, whylen, "%s: verification name too long", r->addr);
+		snprintf(why, whylen, "%.300s: verification name too long", r->addr);
 		return DEST_REFUSED;
 	}
 	if (txt_lookup(base, res, name, &w) == -1) {
-		snprintf(why, whylen, "%s: DNS lookup failed to start", name);
+		snprintf(why, whylen, "%.300s: DNS lookup failed to start", name);
 		return DEST_TEMP;
 	}
 	if (w.status == DNS_SERVFAIL || w.status == DNS_TIMEOUT ||
 	    w.status == DNS_ERROR) {
-		snprintf(why, whylen, "%s TXT: %s", name, dns_status_name(w.status));
+		snprintf(why, whylen, "%.300s TXT: %s", name, dns_status_name(w.status));
 		txt_free(&w);
 		return DEST_TEMP;
 	}
@@ -322,9 +322,9 @@ dest_verify(const struct report_send_config *c, struct event_base *base,
 		free(rua);
 		for (j = 0; j < n; j++) {
 			if (strcmp(over[j].host, r->host) != 0) {
-				snprintf(why, whylen, "%s: authorising record at %s "
-				    "names another host (%s): neither is used",
-				    r->addr, name, over[j].host);
+				snprintf(why, whylen, "%.200s: authorising record at "
+				    "%.300s names another host (%.200s): neither is "
+				    "used", r->addr, name, over[j].host);
 				txt_free(&w);
 				return DEST_REFUSED;
 			}
@@ -336,8 +336,8 @@ dest_verify(const struct report_send_config *c, struct event_base *base,
 	}
 	txt_free(&w);
 	if (!found) {
-		snprintf(why, whylen, "%s: not authorised (no v=DMARC1 record at "
-		    "%s: %s)", r->addr, name, dns_status_name(w.status));
+		snprintf(why, whylen, "%.200s: not authorised (no v=DMARC1 record "
+		    "at %.300s: %s)", r->addr, name, dns_status_name(w.status));
 		return DEST_REFUSED;
 	}
 	if (replaced)
@@ -536,7 +536,7 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 	const char *to[REPORT_RUA_MAX];
 	struct buf xml = { 0 }, gz = { 0 }, fname = { 0 }, msg = { 0 },
 	    sig = { 0 }, why = { 0 };
-	char e[512], uniq[64], qid[ID_LEN + 1];
+	char e[1024], uniq[64], qid[ID_LEN + 1];
 	size_t nrua, nuse = 0, i, bad = 0;
 	int temp = 0, ret = 0;
 	struct spool_msg *sm = NULL;
@@ -601,8 +601,13 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 	m.errors = "";
 	m.generator = "mxgate";
 	id_unique(id, uniq, sizeof(uniq));
-	if (report_xml(&m, &k.policy, k.rows, k.nrows, &xml, e, sizeof(e)) == -1 ||
-	    report_filename(c->hostname, domain, begin, end - 1, uniq, &fname) == -1 ||
+	e[0] = '\0';
+	if (report_filename(c->hostname, domain, begin, end - 1, uniq,
+	    &fname) == -1)
+		snprintf(e, sizeof(e), "no RFC 9990 file name for receiver %.255s "
+		    "and domain %.255s", c->hostname, domain);
+	if (e[0] ||
+	    report_xml(&m, &k.policy, k.rows, k.nrows, &xml, e, sizeof(e)) == -1 ||
 	    report_gzip(xml.data, xml.len, fname.data ? fname.data : "report.xml",
 	    r->now, &gz, e, sizeof(e)) == -1) {
 		log_error("report id=%s domain=%s cannot be built: %s", id, domain, e);

@@ -662,7 +662,8 @@ test_stream(void **state)
 
 	buf_appendf(&b, "<w:wrap xmlns:w=\"urn:x\"><x/><feedback>%s<version>1"
 	    "</version>%s%s<report_metadata><org_name>second</org_name>"
-	    "</report_metadata></feedback><feedback/></w:wrap>", rec, pol, meta);
+	    "</report_metadata></feedback><feedback>%s</feedback></w:wrap>",
+	    rec, pol, meta, rec);
 	assert_int_equal(run(b.data, b.len, &g, err, sizeof(err)), 1);
 	assert_has(g.dump[0], "meta.org_name=O");
 	assert_has(g.dump[0], "policy.domain=d.example");
