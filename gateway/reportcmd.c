@@ -308,8 +308,13 @@ reportcmd_import(struct report_store *st, int argc, char **argv)
 		    sizeof(err));
 		free(data);
 		if (n <= 0) {
+			/* err names the file itself ("FILE: why") */
+			size_t fl = strlen(argv[i]);
+			const char *why = strncmp(err, argv[i], fl) == 0 &&
+			    err[fl] == ':' && err[fl + 1] == ' ' ? err + fl + 2 : err;
+
 			spoolcli_put(stdout, argv[i], 1);
-			printf(": error: %s\n", err);
+			printf(": error: %s\n", why);
 			k.errors++;
 		}
 	}

@@ -16,8 +16,10 @@
  *   - input over REPORT_IMPORT_MAX_INPUT octets;
  *   - decompressed data over REPORT_IMPORT_MAX_XML octets per document,
  *     or over REPORT_IMPORT_MAX_RATIO times its compressed size (zip and
- *     gzip bombs; checked while inflating, never trusting declared sizes);
- *     more than REPORT_IMPORT_MAX_MEMBERS zip members;
+ *     gzip bombs; checked while inflating, never trusting declared sizes),
+ *     or, all levels together, over REPORT_IMPORT_MAX_RATIO times the
+ *     input (a gzip of a gzip); more than REPORT_IMPORT_MAX_MEMBERS zip
+ *     members; a multipart without its closing boundary;
  *   - XML with a DOCTYPE (no DTD, no entity of any kind is read: entity
  *     expansion and external entities cannot happen), nesting deeper than
  *     REPORT_IMPORT_MAX_XML_DEPTH, more than REPORT_IMPORT_MAX_RECORDS
@@ -25,10 +27,18 @@
  *   - a document that is not a <feedback> report, or lacks org_name,
  *     report_id, date_range or policy_published/domain; a record without
  *     source_ip or count, or a count that is not a non-negative integer.
+ * XML is streamed: one child of <feedback> in memory at a time.
  * Lenient where real reports are sloppy: surrounding whitespace in values,
- * result words in any case (folded to lower case), float timestamps
- * ("1538204542.0"), a missing <?xml?> declaration, a missing
- * envelope_from, an empty <reason>.
+ * result words and domain names in any case (folded to lower case), float
+ * timestamps ("1538204542.0"), a missing <?xml?> declaration, a missing
+ * envelope_from (""), an empty <reason> (dropped; a comment alone gets
+ * type "other"), invalid UTF-8 (each bad octet becomes U+FFFD), an empty
+ * org_name (the domain of <email> instead), <feedback> inside a wrapper
+ * element, and a document that is not well-formed if it is at most 4 MB
+ * (libxml2 recovers what it can; the result is checked as any other).
+ * Absent adkim/aspf are "r"; testing is <testing>, or <t>, or "y" for
+ * RFC 7489 pct=0, else "n". A report_id in "<>" loses them; source_ip
+ * is given in RFC 5952 form.
  */
 #ifndef REPORT_IMPORT_H
 #define REPORT_IMPORT_H
@@ -61,7 +71,10 @@ struct report_parsed {
  * Every report found in data[0..len) goes to cb (a non-zero return stops
  * and is returned). The number of reports found (0 = none found: an
  * error, err says why), or -1 with err filled ("name: zip member 2:
- * decompressed size over 64 MB"). name is for messages only.
+ * decompressed size over 64 MB"). name is for messages only. A report is
+ * handed over once its document is read whole; an error in a later zip
+ * member or MIME part still returns -1 after it. Does not block on the
+ * network; CPU and memory bounded by the limits above.
  */
 int report_import(const void *data, size_t len, const char *name,
     int (*cb)(const struct report_parsed *r, void *arg), void *arg,

@@ -27,6 +27,7 @@ max_len() {
 	fuzz_path) echo 600 ;;		# past the 256-octet path limit
 	fuzz_datastream) echo 4096 ;;	# several lines over 998 octets
 	fuzz_envelope) echo 2048 ;;
+	fuzz_report_import) echo 65536 ;;	# gzip, zip and MIME containers
 	*) echo 4096 ;;
 	esac
 }
