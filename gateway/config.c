@@ -127,7 +127,7 @@ config_reader(char *str, int num, void *stream)
 	return str;
 }
 
-static int
+int
 config_dup_string(char **field, const char *v)
 {
 	char *c = strdup(v);

@@ -40,6 +40,8 @@ void config_error(struct config_load *ld, int line, const char *section,
 	__attribute__((format(printf, 5, 6)));
 void config_bad_value(struct config_load *ld, const char *section,
     const char *name, const char *what, const char *v);
+/* *field = a copy of v (the old value freed). 0, or -1 out of memory. */
+int config_dup_string(char **field, const char *v);
 /* Split a list on commas and white space; calls fn for each item. */
 int config_list(const char *v, int (*fn)(struct config_load *, const char *,
     const char *, const char *, void *), struct config_load *ld,

@@ -64,18 +64,6 @@ config_choice(struct config_load *ld, const char *section, const char *name,
 }
 
 static int
-config_string(char **field, const char *v)
-{
-	char *c = strdup(v);
-
-	if (c == NULL)
-		return -1;
-	free(*field);
-	*field = c;
-	return 0;
-}
-
-static int
 config_add_cidr(struct config_load *ld, const char *section, const char *name,
     const char *item, void *arg)
 {
@@ -128,7 +116,7 @@ config_dmarc(struct config_load *ld, const char *section, const char *name,
 		    &cfg->dmarc_psl_mode);
 	if (IS("psl_file")) {
 		ld->psl_line = ld->line;
-		return config_string(&cfg->dmarc_psl_file, v);
+		return config_dup_string(&cfg->dmarc_psl_file, v);
 	}
 	if (IS("enforce"))
 		return config_bool(ld, section, name, v, &cfg->dmarc_enforce);
@@ -180,7 +168,7 @@ config_quarantine(struct config_load *ld, const char *section,
 			    "expected a header field name", v);
 			return 0;
 		}
-		return config_string(&cfg->verdict_header, v);
+		return config_dup_string(&cfg->verdict_header, v);
 	}
 	if (IS("subject_prefix")) {
 		for (p = v; *p; p++)
@@ -191,7 +179,7 @@ config_quarantine(struct config_load *ld, const char *section,
 			    "expected printable text up to 64 characters", v);
 			return 0;
 		}
-		return config_string(&cfg->subject_prefix, v);
+		return config_dup_string(&cfg->subject_prefix, v);
 	}
 	if (IS("exchange_scl")) {
 		if (strcmp(v, "-1") == 0)

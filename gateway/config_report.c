@@ -31,18 +31,6 @@ config_report_defaults(struct config *cfg)
 }
 
 static int
-report_string(char **field, const char *v)
-{
-	char *c = strdup(v);
-
-	if (c == NULL)
-		return -1;
-	free(*field);
-	*field = c;
-	return 0;
-}
-
-static int
 report_duration(struct config_load *ld, const char *section, const char *name,
     const char *v, int min, int max, int *r)
 {
@@ -97,10 +85,10 @@ config_report_key(struct config_load *ld, const char *section,
 			config_bad_value(ld, section, name, "expected an absolute path", v);
 			return 0;
 		}
-		return report_string(&cfg->report_store, v);
+		return config_dup_string(&cfg->report_store, v);
 	}
 	if (IS("org_name"))
-		return report_string(&cfg->report_org_name, v);
+		return config_dup_string(&cfg->report_org_name, v);
 	if (IS("email")) {
 		/* RFC 5321 4.1.2 Mailbox: it becomes the From: of reports */
 		const char *why = NULL;
@@ -110,10 +98,10 @@ config_report_key(struct config_load *ld, const char *section,
 			    "user@domain", v);
 			return 0;
 		}
-		return report_string(&cfg->report_email, v);
+		return config_dup_string(&cfg->report_email, v);
 	}
 	if (IS("extra_contact_info"))
-		return report_string(&cfg->report_contact, v);
+		return config_dup_string(&cfg->report_contact, v);
 	if (IS("interval")) {
 		report_duration(ld, section, name, v, 3600, 86400,
 		    &cfg->report_interval);
@@ -171,7 +159,7 @@ config_report_validate(struct config_load *ld)
 		cfg->report_store = s;
 	}
 	if (*cfg->report_org_name == '\0' && cfg->hostname)
-		report_string(&cfg->report_org_name, cfg->hostname);
+		config_dup_string(&cfg->report_org_name, cfg->hostname);
 	if (cfg->report_min_interval > cfg->report_interval)
 		config_error(ld, ld->report_line, "report", "min_interval",
 		    "is longer than interval");
