@@ -64,9 +64,13 @@ LIB_SRCS = \
 	policy/received.c \
 	policy/verdict.c \
 	report/store.c \
+	report/store_import.c \
 	report/recorder.c \
 	report/aggregate.c \
+	report/aggregate_mail.c \
 	report/import.c \
+	report/import_xml.c \
+	report/import_mime.c \
 	report/send.c \
 	queue/envelope.c \
 	queue/dsn.c \
@@ -183,7 +187,8 @@ FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/dat
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
 	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
 	policy/received.c auth/dmarc_record.c auth/dmarc.c auth/orgdomain.c \
-	smtp/sasl.c queue/dsn.c report/import.c
+	smtp/sasl.c queue/dsn.c report/import.c report/import_xml.c \
+	report/import_mime.c
 
 fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 

@@ -2,6 +2,11 @@
  * The DMARC reporting store: one SQLite database, prepared statements
  * only (every value is bound, never formatted into SQL).
  *
+ * This file: the schema and the statements, the helpers store_int.h
+ * shares, open and close, and the receiver side (evaluations, the reports
+ * made from them, rua destinations). The domain-owner side (reports
+ * imported, the summary) is in store_import.c.
+ *
  * The DKIM results and override reasons of a row are kept in one column
  * each, as a list of "LEN:BYTES" fields (4 per DKIM result, 2 per
  * reason): unambiguous whatever bytes the values hold, and written the
@@ -23,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "lib/buf.h"
+#include "report/store_int.h"
 
 #define STORE_VERSION		1
 #define STORE_STR2(x)		#x
@@ -116,28 +122,6 @@ static const char store_schema[] =
 	"spf_scope, spf_result, dkim"
 #define POLICY_COLS "discovery_method, p, sp, np, fo, adkim, aspf, testing"
 
-enum store_sql {
-	SQL_ADD_DOMAIN,
-	SQL_ADD_EVAL,
-	SQL_POLICY,
-	SQL_ROWS,
-	SQL_PENDING,
-	SQL_REPORT_FIND,
-	SQL_REPORT_ADD,
-	SQL_DOMAIN_UNTIL,
-	SQL_REPORT_FINISH,
-	SQL_UNFINISHED,
-	SQL_REPORTS,
-	SQL_EXPIRE,
-	SQL_DEST_OK,
-	SQL_DEST_FAIL,
-	SQL_DEST_GET,
-	SQL_IMPORT_REPORT,
-	SQL_IMPORT_RECORD,
-	SQL_SUMMARY,
-	SQL_N
-};
-
 static const char *const store_sql[SQL_N] = {
 	[SQL_ADD_DOMAIN] =
 	"INSERT OR IGNORE INTO domains(policy_domain, reported_until)"
@@ -227,14 +211,6 @@ static const char *const store_sql[SQL_N] = {
 	" ORDER BY n DESC, ir.domain, r.source_ip, ir.org_name",
 };
 
-struct report_store {
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmt[SQL_N];
-	struct buf dkim, reasons;	/* serialising */
-	struct buf scratch;		/* deserialising */
-};
-
 /* A row of a walk read whole before its callbacks run (so that they may
  * call the store). */
 struct store_rec {
@@ -242,16 +218,13 @@ struct store_rec {
 	long long i[6];
 };
 
-static const char *
-nz(const char *s)
+const char *
+store_nz(const char *s)
 {
 	return s != NULL ? s : "";
 }
 
-static void store_errx(struct report_store *, char *, size_t, const char *,
-    ...) __attribute__((format(printf, 4, 5)));
-
-static void
+void
 store_errx(struct report_store *st, char *err, size_t errlen,
     const char *fmt, ...)
 {
@@ -268,13 +241,13 @@ store_errx(struct report_store *st, char *err, size_t errlen,
 	va_end(ap);
 }
 
-static void
+void
 store_err(struct report_store *st, char *err, size_t errlen, const char *what)
 {
 	store_errx(st, err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
-static int
+int
 store_exec(struct report_store *st, const char *sql, const char *what,
     char *err, size_t errlen)
 {
@@ -285,14 +258,14 @@ store_exec(struct report_store *st, const char *sql, const char *what,
 	return 0;
 }
 
-static void
+void
 store_rollback(struct report_store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int
+int
 store_commit(struct report_store *st, char *err, size_t errlen)
 {
 	if (store_exec(st, "COMMIT", "commit", err, errlen) == -1) {
@@ -302,7 +275,7 @@ store_commit(struct report_store *st, char *err, size_t errlen)
 	return 0;
 }
 
-static sqlite3_stmt *
+sqlite3_stmt *
 store_stmt(struct report_store *st, enum store_sql which, char *err,
     size_t errlen)
 {
@@ -318,7 +291,7 @@ store_stmt(struct report_store *st, enum store_sql which, char *err,
 
 /* Ends a statement's use: a SELECT left unreset would hold its read
  * snapshot (and keep the WAL from being checkpointed). */
-static void
+void
 store_done(sqlite3_stmt *s)
 {
 	if (s != NULL) {
@@ -327,22 +300,22 @@ store_done(sqlite3_stmt *s)
 	}
 }
 
-static int
-bind_text(sqlite3_stmt *s, int i, const char *v)
+int
+store_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	v = nz(v);
+	v = store_nz(v);
 	return sqlite3_bind_text64(s, i, v, strlen(v), SQLITE_STATIC,
 	    SQLITE_UTF8);
 }
 
-static int
-bind_int(sqlite3_stmt *s, int i, long long v)
+int
+store_bind_int(sqlite3_stmt *s, int i, long long v)
 {
 	return sqlite3_bind_int64(s, i, v);
 }
 
 /* Runs a statement that returns no row. */
-static int
+int
 store_step_done(struct report_store *st, sqlite3_stmt *s, const char *what,
     char *err, size_t errlen)
 {
@@ -355,10 +328,10 @@ store_step_done(struct report_store *st, sqlite3_stmt *s, const char *what,
 	return 0;
 }
 
-static const char *
-col_text(sqlite3_stmt *s, int i)
+const char *
+store_col_text(sqlite3_stmt *s, int i)
 {
-	return nz((const char *)sqlite3_column_text(s, i));
+	return store_nz((const char *)sqlite3_column_text(s, i));
 }
 
 /* ---- the serialised lists ---- */
@@ -366,12 +339,12 @@ col_text(sqlite3_stmt *s, int i)
 static int
 ser_field(struct buf *b, const char *s)
 {
-	s = nz(s);
+	s = store_nz(s);
 	return buf_appendf(b, "%zu:%s", strlen(s), s);
 }
 
-static int
-ser_lists(struct report_store *st, const struct report_row *r)
+int
+store_ser_lists(struct report_store *st, const struct report_row *r)
 {
 	size_t i;
 
@@ -456,8 +429,8 @@ de_reasons(char *p, char *end, struct report_row *r)
 	return 0;
 }
 
-static int
-check_row(struct report_store *st, const struct report_row *r, char *err,
+int
+store_check_row(struct report_store *st, const struct report_row *r, char *err,
     size_t errlen)
 {
 	if (r->ndkim > REPORT_MAX_DKIM || r->nreasons > REPORT_MAX_REASONS) {
@@ -474,41 +447,41 @@ check_row(struct report_store *st, const struct report_row *r, char *err,
 }
 
 /* Binds the ROW_COLS of r from parameter first on. */
-static int
-bind_row(sqlite3_stmt *s, int first, struct report_store *st,
+int
+store_bind_row(sqlite3_stmt *s, int first, struct report_store *st,
     const struct report_row *r)
 {
 	int i = first, rc = 0;
 
-	rc |= bind_text(s, i++, r->source_ip);
-	rc |= bind_text(s, i++, r->disposition);
-	rc |= bind_int(s, i++, r->dkim_aligned != 0);
-	rc |= bind_int(s, i++, r->spf_aligned != 0);
-	rc |= bind_text(s, i++, st->reasons.data);
-	rc |= bind_text(s, i++, r->header_from);
-	rc |= bind_text(s, i++, r->envelope_from);
-	rc |= bind_text(s, i++, r->envelope_to);
-	rc |= bind_text(s, i++, r->spf_domain);
-	rc |= bind_text(s, i++, r->spf_scope);
-	rc |= bind_text(s, i++, r->spf_result);
-	rc |= bind_text(s, i++, st->dkim.data);
+	rc |= store_bind_text(s, i++, r->source_ip);
+	rc |= store_bind_text(s, i++, r->disposition);
+	rc |= store_bind_int(s, i++, r->dkim_aligned != 0);
+	rc |= store_bind_int(s, i++, r->spf_aligned != 0);
+	rc |= store_bind_text(s, i++, st->reasons.data);
+	rc |= store_bind_text(s, i++, r->header_from);
+	rc |= store_bind_text(s, i++, r->envelope_from);
+	rc |= store_bind_text(s, i++, r->envelope_to);
+	rc |= store_bind_text(s, i++, r->spf_domain);
+	rc |= store_bind_text(s, i++, r->spf_scope);
+	rc |= store_bind_text(s, i++, r->spf_result);
+	rc |= store_bind_text(s, i++, st->dkim.data);
 	return rc;
 }
 
 /* Binds the POLICY_COLS of p from parameter first on. */
-static int
-bind_policy(sqlite3_stmt *s, int first, const struct report_policy *p)
+int
+store_bind_policy(sqlite3_stmt *s, int first, const struct report_policy *p)
 {
 	int i = first, rc = 0;
 
-	rc |= bind_text(s, i++, p->discovery_method);
-	rc |= bind_text(s, i++, p->p);
-	rc |= bind_text(s, i++, p->sp);
-	rc |= bind_text(s, i++, p->np);
-	rc |= bind_text(s, i++, p->fo);
-	rc |= bind_text(s, i++, p->adkim);
-	rc |= bind_text(s, i++, p->aspf);
-	rc |= bind_text(s, i++, p->testing);
+	rc |= store_bind_text(s, i++, p->discovery_method);
+	rc |= store_bind_text(s, i++, p->p);
+	rc |= store_bind_text(s, i++, p->sp);
+	rc |= store_bind_text(s, i++, p->np);
+	rc |= store_bind_text(s, i++, p->fo);
+	rc |= store_bind_text(s, i++, p->adkim);
+	rc |= store_bind_text(s, i++, p->aspf);
+	rc |= store_bind_text(s, i++, p->testing);
 	return rc;
 }
 
@@ -546,7 +519,7 @@ store_wal(struct report_store *st, char *err, size_t errlen)
 		sqlite3_finalize(s);
 		return -1;
 	}
-	mode = col_text(s, 0);
+	mode = store_col_text(s, 0);
 	if (strcmp(mode, "wal") != 0) {
 		store_errx(st, err, errlen, "cannot use a WAL journal "
 		    "(journal mode stays %s)", mode);
@@ -704,7 +677,7 @@ store_collect(struct report_store *st, sqlite3_stmt *s, const char *kinds,
 		for (j = 0; kinds[j] && j < 6; j++) {
 			if (kinds[j] == 'i')
 				v[n - 1].i[j] = sqlite3_column_int64(s, (int)j);
-			else if ((v[n - 1].s[j] = strdup(col_text(s,
+			else if ((v[n - 1].s[j] = strdup(store_col_text(s,
 			    (int)j))) == NULL)
 				goto nomem;
 		}
@@ -739,15 +712,15 @@ store_add_one(struct report_store *st, const struct report_policy *p,
 		    "domain");
 		return -1;
 	}
-	if (check_row(st, r, err, errlen) == -1)
+	if (store_check_row(st, r, err, errlen) == -1)
 		return -1;
-	if (ser_lists(st, r) == -1) {
+	if (store_ser_lists(st, r) == -1) {
 		store_errx(st, err, errlen, "out of memory");
 		return -1;
 	}
 	if ((s = store_stmt(st, SQL_ADD_DOMAIN, err, errlen)) == NULL)
 		return -1;
-	if (bind_text(s, 1, p->domain) != SQLITE_OK) {
+	if (store_bind_text(s, 1, p->domain) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
 		return -1;
@@ -756,12 +729,12 @@ store_add_one(struct report_store *st, const struct report_policy *p,
 		return -1;
 	if ((s = store_stmt(st, SQL_ADD_EVAL, err, errlen)) == NULL)
 		return -1;
-	rc |= bind_int(s, 1, r->time != 0 ? r->time : now);
-	rc |= bind_text(s, 2, p->domain);
-	rc |= bind_row(s, 3, st, r);
-	rc |= bind_policy(s, 15, p);
-	rc |= bind_text(s, 23, p->rua);
-	rc |= bind_int(s, 24, p->ri);
+	rc |= store_bind_int(s, 1, r->time != 0 ? r->time : now);
+	rc |= store_bind_text(s, 2, p->domain);
+	rc |= store_bind_row(s, 3, st, r);
+	rc |= store_bind_policy(s, 15, p);
+	rc |= store_bind_text(s, 23, p->rua);
+	rc |= store_bind_int(s, 24, p->ri);
 	if (rc != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
@@ -832,9 +805,9 @@ store_rows_policy(struct report_store *st, const char *domain,
 
 	if ((s = store_stmt(st, SQL_POLICY, err, errlen)) == NULL)
 		return -1;
-	rc |= bind_text(s, 1, domain);
-	rc |= bind_int(s, 2, begin);
-	rc |= bind_int(s, 3, end);
+	rc |= store_bind_text(s, 1, domain);
+	rc |= store_bind_int(s, 2, begin);
+	rc |= store_bind_int(s, 3, end);
 	if (rc != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
@@ -852,15 +825,15 @@ store_rows_policy(struct report_store *st, const char *domain,
 	if (policy_cb != NULL) {
 		memset(&p, 0, sizeof(p));
 		p.domain = domain;
-		p.discovery_method = col_text(s, 0);
-		p.p = col_text(s, 1);
-		p.sp = col_text(s, 2);
-		p.np = col_text(s, 3);
-		p.fo = col_text(s, 4);
-		p.adkim = col_text(s, 5);
-		p.aspf = col_text(s, 6);
-		p.testing = col_text(s, 7);
-		p.rua = col_text(s, 8);
+		p.discovery_method = store_col_text(s, 0);
+		p.p = store_col_text(s, 1);
+		p.sp = store_col_text(s, 2);
+		p.np = store_col_text(s, 3);
+		p.fo = store_col_text(s, 4);
+		p.adkim = store_col_text(s, 5);
+		p.aspf = store_col_text(s, 6);
+		p.testing = store_col_text(s, 7);
+		p.rua = store_col_text(s, 8);
 		p.ri = sqlite3_column_int(s, 9);
 		policy_cb(&p, arg);
 	}
@@ -877,19 +850,19 @@ store_row_read(struct report_store *st, sqlite3_stmt *s, struct report_row *r)
 	char *base;
 
 	memset(r, 0, sizeof(*r));
-	r->source_ip = col_text(s, 0);
-	r->disposition = col_text(s, 1);
+	r->source_ip = store_col_text(s, 0);
+	r->disposition = store_col_text(s, 1);
 	r->dkim_aligned = sqlite3_column_int(s, 2) != 0;
 	r->spf_aligned = sqlite3_column_int(s, 3) != 0;
-	reasons = col_text(s, 4);
+	reasons = store_col_text(s, 4);
 	nreasons = (size_t)sqlite3_column_bytes(s, 4);
-	r->header_from = col_text(s, 5);
-	r->envelope_from = col_text(s, 6);
-	r->envelope_to = col_text(s, 7);
-	r->spf_domain = col_text(s, 8);
-	r->spf_scope = col_text(s, 9);
-	r->spf_result = col_text(s, 10);
-	dkim = col_text(s, 11);
+	r->header_from = store_col_text(s, 5);
+	r->envelope_from = store_col_text(s, 6);
+	r->envelope_to = store_col_text(s, 7);
+	r->spf_domain = store_col_text(s, 8);
+	r->spf_scope = store_col_text(s, 9);
+	r->spf_result = store_col_text(s, 10);
+	dkim = store_col_text(s, 11);
 	ndkim = (size_t)sqlite3_column_bytes(s, 11);
 	r->count = sqlite3_column_int64(s, 12);
 	/* Both lists copied first: the buffer does not move while they are
@@ -916,7 +889,7 @@ report_store_rows(struct report_store *st, const char *domain,
 	sqlite3_stmt *s;
 	int rc = SQLITE_DONE, r = 0;
 
-	domain = nz(domain);
+	domain = store_nz(domain);
 	/* One read snapshot for the policy and the rows. */
 	if (store_exec(st, "BEGIN", "begin", err, errlen) == -1)
 		return -1;
@@ -928,9 +901,9 @@ report_store_rows(struct report_store *st, const char *domain,
 	if ((s = store_stmt(st, SQL_ROWS, err, errlen)) == NULL)
 		goto fail;
 	rc = 0;
-	rc |= bind_text(s, 1, domain);
-	rc |= bind_int(s, 2, begin);
-	rc |= bind_int(s, 3, end);
+	rc |= store_bind_text(s, 1, domain);
+	rc |= store_bind_int(s, 2, begin);
+	rc |= store_bind_int(s, 3, end);
 	if (rc != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		goto fail;
@@ -978,13 +951,14 @@ report_store_begin_report(struct report_store *st, const char *domain,
 		return -1;
 	if ((s = store_stmt(st, SQL_REPORT_FIND, err, errlen)) == NULL)
 		goto fail;
-	if ((bind_text(s, 1, domain) | bind_int(s, 2, begin)) != SQLITE_OK) {
+	if ((store_bind_text(s, 1, domain) |
+	    store_bind_int(s, 2, begin)) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		goto fail;
 	}
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		created = 0;
-		found = col_text(s, 0);
+		found = store_col_text(s, 0);
 	} else if (rc == SQLITE_DONE) {
 		created = 1;
 	} else {
@@ -1005,9 +979,9 @@ report_store_begin_report(struct report_store *st, const char *domain,
 	}
 	if ((s = store_stmt(st, SQL_REPORT_ADD, err, errlen)) == NULL)
 		goto fail;
-	if ((bind_text(s, 1, id) | bind_text(s, 2, domain) |
-	    bind_int(s, 3, begin) | bind_int(s, 4, end) |
-	    bind_int(s, 5, (long long)time(NULL))) != SQLITE_OK) {
+	if ((store_bind_text(s, 1, id) | store_bind_text(s, 2, domain) |
+	    store_bind_int(s, 3, begin) | store_bind_int(s, 4, end) |
+	    store_bind_int(s, 5, (long long)time(NULL))) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		goto fail;
 	}
@@ -1015,7 +989,8 @@ report_store_begin_report(struct report_store *st, const char *domain,
 		goto fail_nos;
 	if ((s = store_stmt(st, SQL_DOMAIN_UNTIL, err, errlen)) == NULL)
 		goto fail;
-	if ((bind_text(s, 1, domain) | bind_int(s, 2, end)) != SQLITE_OK) {
+	if ((store_bind_text(s, 1, domain) |
+	    store_bind_int(s, 2, end)) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		goto fail;
 	}
@@ -1038,15 +1013,15 @@ report_store_finish_report(struct report_store *st, const char *id,
 {
 	sqlite3_stmt *s;
 
-	state = nz(state);
+	state = store_nz(state);
 	if (*state == '\0') {
 		store_errx(st, err, errlen, "empty report state");
 		return -1;
 	}
 	if ((s = store_stmt(st, SQL_REPORT_FINISH, err, errlen)) == NULL)
 		return -1;
-	if ((bind_text(s, 1, id) | bind_text(s, 2, state) |
-	    bind_text(s, 3, why)) != SQLITE_OK) {
+	if ((store_bind_text(s, 1, id) | store_bind_text(s, 2, state) |
+	    store_bind_text(s, 3, why)) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
 		return -1;
@@ -1054,7 +1029,7 @@ report_store_finish_report(struct report_store *st, const char *id,
 	if (store_step_done(st, s, "finishing the report", err, errlen) == -1)
 		return -1;
 	if (sqlite3_changes(st->db) == 0) {
-		store_errx(st, err, errlen, "no report %s", nz(id));
+		store_errx(st, err, errlen, "no report %s", store_nz(id));
 		return -1;
 	}
 	return 0;
@@ -1095,7 +1070,7 @@ report_store_reports(struct report_store *st, size_t limit,
 	if ((s = store_stmt(st, SQL_REPORTS, err, errlen)) == NULL)
 		return -1;
 	/* LIMIT -1: no limit */
-	if (bind_int(s, 1, limit == 0 || limit > LLONG_MAX ? -1 :
+	if (store_bind_int(s, 1, limit == 0 || limit > LLONG_MAX ? -1 :
 	    (long long)limit) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
@@ -1124,8 +1099,8 @@ report_store_expire(struct report_store *st, long long before, char *err,
 	do {
 		if ((s = store_stmt(st, SQL_EXPIRE, err, errlen)) == NULL)
 			return -1;
-		if ((bind_int(s, 1, before) |
-		    bind_int(s, 2, STORE_EXPIRE_CHUNK)) != SQLITE_OK) {
+		if ((store_bind_int(s, 1, before) |
+		    store_bind_int(s, 2, STORE_EXPIRE_CHUNK)) != SQLITE_OK) {
 			store_err(st, err, errlen, "bind");
 			store_done(s);
 			return -1;
@@ -1174,12 +1149,12 @@ report_store_dest_result(struct report_store *st, const char *addr,
 		free(key);
 		return -1;
 	}
-	rc |= bind_text(s, 1, key);
+	rc |= store_bind_text(s, 1, key);
 	if (!ok) {
-		rc |= bind_int(s, 2, (long long)time(NULL));
-		rc |= bind_text(s, 3, text);
-		rc |= bind_int(s, 4, max_failures);
-		rc |= bind_int(s, 5, suppress_for);
+		rc |= store_bind_int(s, 2, (long long)time(NULL));
+		rc |= store_bind_text(s, 3, text);
+		rc |= store_bind_int(s, 4, max_failures);
+		rc |= store_bind_int(s, 5, suppress_for);
 	}
 	if (rc != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
@@ -1207,7 +1182,7 @@ report_store_dest_suppressed(struct report_store *st, const char *addr,
 		free(key);
 		return -1;
 	}
-	if (bind_text(s, 1, key) != SQLITE_OK) {
+	if (store_bind_text(s, 1, key) != SQLITE_OK) {
 		store_err(st, err, errlen, "bind");
 		store_done(s);
 		free(key);
@@ -1230,172 +1205,4 @@ report_store_dest_suppressed(struct report_store *st, const char *addr,
 		return 1;
 	}
 	return 0;
-}
-
-/* ---- domain-owner side ---- */
-
-static char *
-lower_dup(const char *s)
-{
-	char *d, *p;
-
-	if ((d = strdup(nz(s))) == NULL)
-		return NULL;
-	for (p = d; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p += 'a' - 'A';
-	return d;
-}
-
-static int
-store_import_rows(struct report_store *st, long long report,
-    const struct report_row *rows, size_t nrows, char *err, size_t errlen)
-{
-	sqlite3_stmt *s;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < nrows; i++) {
-		if (check_row(st, &rows[i], err, errlen) == -1)
-			return -1;
-		if (ser_lists(st, &rows[i]) == -1) {
-			store_errx(st, err, errlen, "out of memory");
-			return -1;
-		}
-		if ((s = store_stmt(st, SQL_IMPORT_RECORD, err, errlen)) == NULL)
-			return -1;
-		rc = bind_int(s, 1, report);
-		rc |= bind_int(s, 2, rows[i].count);
-		rc |= bind_row(s, 3, st, &rows[i]);
-		if (rc != SQLITE_OK) {
-			store_err(st, err, errlen, "bind");
-			store_done(s);
-			return -1;
-		}
-		if (store_step_done(st, s, "adding a record", err, errlen) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-int
-report_store_import(struct report_store *st, const struct report_meta *m,
-    const struct report_policy *p, const struct report_row *rows,
-    size_t nrows, const char *source, char *err, size_t errlen)
-{
-	sqlite3_stmt *s = NULL;
-	char *domain;
-	int rc = 0;
-
-	if (m == NULL || p == NULL || m->org_name == NULL ||
-	    *m->org_name == '\0' || m->report_id == NULL ||
-	    *m->report_id == '\0' || p->domain == NULL || *p->domain == '\0') {
-		store_errx(st, err, errlen, "report without org_name, "
-		    "report_id or policy domain");
-		return -1;
-	}
-	/* Domain names compare without case; stored lower case. */
-	if ((domain = lower_dup(p->domain)) == NULL) {
-		store_errx(st, err, errlen, "out of memory");
-		return -1;
-	}
-	if (store_exec(st, "BEGIN IMMEDIATE", "begin", err, errlen) == -1) {
-		free(domain);
-		return -1;
-	}
-	if ((s = store_stmt(st, SQL_IMPORT_REPORT, err, errlen)) == NULL)
-		goto fail;
-	rc |= bind_text(s, 1, m->org_name);
-	rc |= bind_text(s, 2, m->report_id);
-	rc |= bind_text(s, 3, m->email);
-	rc |= bind_text(s, 4, m->extra_contact_info);
-	rc |= bind_text(s, 5, m->errors);
-	rc |= bind_text(s, 6, m->generator);
-	rc |= bind_text(s, 7, domain);
-	rc |= bind_int(s, 8, m->begin);
-	rc |= bind_int(s, 9, m->end);
-	rc |= bind_text(s, 10, source);
-	rc |= bind_int(s, 11, (long long)time(NULL));
-	rc |= bind_policy(s, 12, p);
-	if (rc != SQLITE_OK) {
-		store_err(st, err, errlen, "bind");
-		goto fail;
-	}
-	if (store_step_done(st, s, "adding the report", err, errlen) == -1)
-		goto fail_nos;
-	s = NULL;
-	/* RFC 9990: report_id is unique per reporter; seen before. */
-	if (sqlite3_changes(st->db) == 0) {
-		store_rollback(st);
-		free(domain);
-		return 0;
-	}
-	if (store_import_rows(st, sqlite3_last_insert_rowid(st->db), rows,
-	    nrows, err, errlen) == -1)
-		goto fail_nos;
-	free(domain);
-	if (store_commit(st, err, errlen) == -1)
-		return -1;
-	return 1;
-fail:
-	store_done(s);
-fail_nos:
-	store_rollback(st);
-	free(domain);
-	return -1;
-}
-
-int
-report_store_summary(struct report_store *st, const char *domain,
-    long long since,
-    int (*cb)(const struct report_summary_entry *e, void *arg), void *arg,
-    char *err, size_t errlen)
-{
-	struct report_summary_entry e;
-	sqlite3_stmt *s;
-	char *d;
-	int rc = SQLITE_DONE, r = 0;
-
-	if ((d = lower_dup(domain)) == NULL) {
-		store_errx(st, err, errlen, "out of memory");
-		return -1;
-	}
-	if ((s = store_stmt(st, SQL_SUMMARY, err, errlen)) == NULL) {
-		free(d);
-		return -1;
-	}
-	if ((bind_text(s, 1, d) | bind_int(s, 2, since)) != SQLITE_OK) {
-		store_err(st, err, errlen, "bind");
-		store_done(s);
-		free(d);
-		return -1;
-	}
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&e, 0, sizeof(e));
-		e.domain = col_text(s, 0);
-		e.source_ip = col_text(s, 1);
-		e.reporter = col_text(s, 2);
-		e.messages = sqlite3_column_int64(s, 3);
-		e.dmarc_pass = sqlite3_column_int64(s, 4);
-		e.dkim_aligned = sqlite3_column_int64(s, 5);
-		e.spf_aligned = sqlite3_column_int64(s, 6);
-		e.disp_none = sqlite3_column_int64(s, 7);
-		e.disp_pass = sqlite3_column_int64(s, 8);
-		e.disp_quarantine = sqlite3_column_int64(s, 9);
-		e.disp_reject = sqlite3_column_int64(s, 10);
-		e.reports = sqlite3_column_int64(s, 11);
-		e.first = sqlite3_column_int64(s, 12);
-		e.last = sqlite3_column_int64(s, 13);
-		if ((r = cb(&e, arg)) != 0)
-			store_errx(st, err, errlen, "walk stopped by the "
-			    "caller");
-	}
-	if (r == 0 && rc != SQLITE_DONE) {
-		/* e.g. "integer overflow" from absurd counts */
-		store_err(st, err, errlen, "summarising");
-		r = -1;
-	}
-	store_done(s);
-	free(d);
-	return r;
 }

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for report/import.c: the bytes as `mxgate report
+ * libFuzzer target for report/import*.c: the bytes as `mxgate report
  * import` reads a file (XML, gzip, zip or a report mail, sniffed).
  * The callback reads every field of every report. Checks: the result is
  * -1 or 0 with an error message naming the input, or the number of
