@@ -44,7 +44,7 @@ config_section_known(const char *name)
 	static const char *const fixed[] = {
 		"server", "limits", "delivery", "tls", "domains", "dns", "spf",
 		"dkim", "dmarc", "quarantine", "hybrid", "allow", "submission",
-		"outbound", "report",
+		"outbound", "report", "metrics",
 	};
 	size_t i;
 
@@ -357,6 +357,16 @@ config_server(struct config_load *ld, const char *section, const char *name,
 			    "expected stderr or syslog, got '%s'", v);
 		return 0;
 	}
+	if (IS("log_format")) {
+		if (strcasecmp(v, "text") == 0)
+			cfg->log_json = 0;
+		else if (strcasecmp(v, "json") == 0)
+			cfg->log_json = 1;
+		else
+			config_error(ld, ld->line, section, name,
+			    "expected text or json, got '%s'", v);
+		return 0;
+	}
 	if (IS("log_level")) {
 		if (log_level_parse(v, &cfg->log_level) == -1 ||
 		    cfg->log_level == LOGL_FATAL)
@@ -580,6 +590,16 @@ config_key(struct config_load *ld, const char *section, const char *name,
 		return pr;
 	if ((pr = config_report_key(ld, section, name, v)) != 3)
 		return pr;
+	if (strcasecmp(section, "metrics") == 0) {
+		if (!IS("listen"))
+			return 2;
+		/* host:port, IPv6 in brackets; checked where it is bound */
+		if (strrchr(v, ':') == NULL || strrchr(v, ':')[1] == '\0') {
+			config_bad_value(ld, section, name, "expected host:port", v);
+			return 0;
+		}
+		return config_dup_string(&cfg->metrics_listen, v);
+	}
 	if (strcasecmp(section, "tls") == 0) {
 		if (IS("certificate")) {
 			ld->cert_line = ld->line;
@@ -871,6 +891,7 @@ config_free(struct config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->ca_file);
+	free(cfg->metrics_listen);
 	config_policy_free(cfg);
 	config_outbound_free(cfg);
 	config_report_free(cfg);

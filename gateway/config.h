@@ -75,6 +75,7 @@ struct config {
 	char *spool;
 	char *user;
 	int log_syslog;
+	int log_json;			/* log_format = json */
 	enum log_level log_level;
 
 	struct config_listener *listeners;
@@ -157,6 +158,10 @@ struct config {
 	int mx_port;			/* port of MX hosts (25) */
 	int dest_concurrency;		/* connections per destination */
 	char *ca_file;			/* extra CAs for tls = verify, or NULL */
+
+	/* [metrics] */
+	char *metrics_listen;		/* "host:port" of the Prometheus
+					 * endpoint; NULL: none */
 
 	/* [report] (DMARC aggregate reports, RFC 9990) */
 	int report_record;		/* record DMARC evaluations */

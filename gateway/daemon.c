@@ -347,6 +347,7 @@ daemon_reload(struct gateway *gw)
 	scheduler_set_params(gw->sched, &sp);
 	reporting_reload(gw);
 	log_set_level(ncfg->log_level);
+	log_set_json(ncfg->log_json);
 	log_info("configuration reloaded: %zu accepted domain(s), %zu route(s)",
 	    ncfg->ndomains, ncfg->nroutes);
 }
@@ -443,6 +444,7 @@ daemon_serve(const char *config_path, int debug)
 	}
 	buf_free(&errors);
 	log_init("mxgate", gw.cfg->log_syslog, debug ? LOGL_DEBUG : gw.cfg->log_level);
+	log_set_json(gw.cfg->log_json);
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((gw.spool = spool_open(gw.cfg->spool, err, sizeof(err))) == NULL) {

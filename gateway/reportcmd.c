@@ -660,6 +660,7 @@ reportcmd_main(int argc, char **argv)
 			store_path = cfg->report_store;
 	}
 	log_init("mxgate", cfg ? cfg->log_syslog : 0, LOGL_INFO);
+	log_set_json(cfg ? cfg->log_json : 0);
 	if (strcmp(cmd, "send") == 0) {
 		ret = reportcmd_send(cfg, store_path, now_mode);
 		goto out;

@@ -20,6 +20,21 @@ enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARNING, LOGL_ERROR, LOGL_FATAL };
 /* ident is kept by pointer. use_syslog selects syslog(3) (facility mail). */
 void log_init(const char *ident, int use_syslog, enum log_level min);
 void log_set_level(enum log_level min);
+/*
+ * json = 1: each line becomes one JSON object (RFC 8259) instead of text:
+ * {"time":"2026-11-29T12:00:00.123Z","level":"info","ident":"mxgate",
+ * "pid":42,"msg":"words that are not key=value", "KEY":"VALUE", ...}:
+ * every key=value field of the line becomes a member (values as strings,
+ * log_safe's quoting and \xNN escapes undone, then JSON-escaped; a key
+ * seen twice keeps its first value; invalid UTF-8 becomes U+FFFD). To
+ * syslog the object is the message. 0: the text form (the default).
+ */
+void log_set_json(int json);
+/* The JSON object for one text line (without time, level, ident, pid:
+ * those are added by the caller) into out[n], always NUL-terminated, cut
+ * short but still valid JSON when out is too small (n >= 64). Exposed for
+ * tests. */
+void log_json_fields(const char *line, char *out, size_t n);
 int log_level_parse(const char *s, enum log_level *level_r);
 
 void log_msg(enum log_level level, const char *fmt, ...)
