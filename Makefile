@@ -34,6 +34,7 @@ LIB_SRCS = \
 	lib/dns.c \
 	lib/dns_cache.c \
 	lib/cidr.c \
+	lib/metrics.c \
 	smtp/command.c \
 	smtp/path.c \
 	smtp/datastream.c \
@@ -100,7 +101,9 @@ LIB_SRCS = \
 	gateway/quarantine.c \
 	gateway/spoolcli.c \
 	gateway/queuecmd.c \
-	gateway/reportcmd.c
+	gateway/reportcmd.c \
+	gateway/dnscmd.c \
+	gateway/metrics_http.c
 
 MAIN_SRCS = gateway/main.c
 

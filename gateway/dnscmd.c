@@ -1,0 +1,2 @@
+/* gateway/dnscmd.c: placeholder until written */
+#include "gateway/gateway.h"

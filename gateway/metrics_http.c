@@ -1,0 +1,2 @@
+/* gateway/metrics_http.c: placeholder until written */
+#include "gateway/gateway.h"
