@@ -103,17 +103,21 @@ config_report_key(struct config_load *ld, const char *section,
 	if (IS("extra_contact_info"))
 		return config_dup_string(&cfg->report_contact, v);
 	if (IS("interval")) {
+		ld->report_line = ld->line;
 		report_duration(ld, section, name, v, 3600, 86400,
 		    &cfg->report_interval);
-		if (86400 % cfg->report_interval != 0)
+		if (86400 % cfg->report_interval != 0 ||
+		    cfg->report_interval % 3600 != 0)
 			config_bad_value(ld, section, name, "expected a whole number "
 			    "of hours that divides a day", v);
 		return 0;
 	}
 	if (IS("min_interval")) {
+		ld->report_line = ld->line;
 		report_duration(ld, section, name, v, 3600, 86400,
 		    &cfg->report_min_interval);
-		if (86400 % cfg->report_min_interval != 0)
+		if (86400 % cfg->report_min_interval != 0 ||
+		    cfg->report_min_interval % 3600 != 0)
 			config_bad_value(ld, section, name, "expected a whole number "
 			    "of hours that divides a day", v);
 		return 0;

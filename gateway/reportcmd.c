@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,14 +78,26 @@ reportcmd_send(struct config *cfg, const char *store_path, int now_mode)
 	struct report_send_stats stats;
 	struct dkim_sign_params *keys = NULL;
 	const struct config_signer *sg;
-	char err[512];
+	char err[512], *lockpath = NULL;
 	size_t i;
-	int ret = 1;
+	int ret = 1, lockfd = -1;
 
 	if (!cfg->report_send) {
 		fprintf(stderr, "mxgate: [report] send = no in %s: no reports are "
 		    "sent\n", cfg->path);
 		return 1;
+	}
+	/* one run at a time: two would send a pending report twice */
+	if (asprintf(&lockpath, "%s.lock", store_path) == -1)
+		goto oom;
+	if ((lockfd = open(lockpath, O_RDONLY | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		fprintf(stderr, "mxgate: %s: %s\n", lockpath, strerror(errno));
+		goto out;
+	}
+	if (flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
+		fprintf(stderr, "mxgate: another `mxgate report send` is running "
+		    "(%s is locked)\n", lockpath);
+		goto out;
 	}
 	sg = config_signer_for(cfg, strrchr(cfg->report_email, '@') + 1);
 	if ((keys = calloc(sg->nkeys, sizeof(*keys))) == NULL)
@@ -141,6 +154,9 @@ reportcmd_send(struct config *cfg, const char *store_path, int now_mode)
 oom:
 	fprintf(stderr, "mxgate: out of memory\n");
 out:
+	if (lockfd != -1)
+		close(lockfd);
+	free(lockpath);
 	free(keys);
 	dns_resolver_free(res);
 	if (base)
@@ -168,7 +184,7 @@ reportcmd_list_cb(const char *domain, long long begin, long long end,
 	if (l->json) {
 		printf("%s{\"domain\":", l->n ? ",\n " : "[");
 		spoolcli_json_str(stdout, domain);
-		printf(",\"begin\":%lld,\"end\":%lld,\"id\":", begin, end);
+		printf(",\"begin\":%lld,\"end\":%lld,\"id\":", begin, end - 1);
 		spoolcli_json_str(stdout, id);
 		printf(",\"state\":");
 		spoolcli_json_str(stdout, state);
@@ -177,7 +193,7 @@ reportcmd_list_cb(const char *domain, long long begin, long long end,
 		putchar('}');
 	} else {
 		spoolcli_time(b, sizeof(b), begin);
-		spoolcli_time(e, sizeof(e), end);
+		spoolcli_time(e, sizeof(e), end - 1);	/* as in the XML */
 		printf("%s .. %s ", b, e);
 		spoolcli_put(stdout, domain, 0);
 		printf(" %s ", state);
@@ -278,8 +294,17 @@ reportcmd_read(const char *path, char **data_r, size_t *len_r, char *err,
 		return -1;
 	}
 	while (n < (size_t)sb.st_size &&
-	    (r = read(fd, d + n, (size_t)sb.st_size - n)) > 0)
+	    (r = read(fd, d + n, (size_t)sb.st_size - n)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			free(d);
+			close(fd);
+			return -1;
+		}
 		n += (size_t)r;
+	}
 	close(fd);
 	*data_r = d;
 	*len_r = n;
@@ -663,6 +688,12 @@ reportcmd_main(int argc, char **argv)
 	log_set_json(cfg ? cfg->log_json : 0);
 	if (strcmp(cmd, "send") == 0) {
 		ret = reportcmd_send(cfg, store_path, now_mode);
+		goto out;
+	}
+	/* reading a store that is not there: say so, do not make one */
+	if (strcmp(cmd, "import") != 0 && access(store_path, F_OK) == -1) {
+		fprintf(stderr, "mxgate: report store %s: %s\n", store_path,
+		    strerror(errno));
 		goto out;
 	}
 	if ((st = report_store_open(store_path, 0, err, sizeof(err))) == NULL) {

@@ -3,8 +3,11 @@
  *   - every DMARC evaluation of inbound mail whose policy asks for
  *     aggregate reports (rua=) is recorded through report/recorder.h (a
  *     worker thread: the event loop never waits for SQLite); a message
- *     that is itself an aggregate report is not recorded (no report about
- *     a report), nor one deferred with 4xx (its retry will be);
+ *     that is itself an aggregate report (its Subject, and it passes
+ *     DMARC) is not recorded (no report about a report), nor one deferred
+ *     with 4xx (its retry will be), nor one through a trusted relay whose
+ *     original client could not be recovered (hybrid skip: the relay's
+ *     address says nothing about the sender);
  *   - with [report] send = yes, once per min_interval (on the UTC hour
  *     grid, plus a random delay of up to [report] spread so reporters do
  *     not all send at once) and once shortly after start, the daemon runs
@@ -85,16 +88,22 @@ reporting_record(struct gw_conn *c, const struct dmarc_outcome *o,
 	struct dmarc_params sp;
 	const char *sender, *at;
 	size_t i, n;
+	int pass;
 
 	if (gw->recorder == NULL || rec == NULL || *o->policy_domain == '\0' ||
 	    rec->rua == NULL || *rec->rua == '\0')
 		return;
-	if (c->is_report) {
+	/* No report about a report; a genuine one passes DMARC (RFC 9990
+	 * 3.1.1), so a spoofer cannot hide behind the Subject. */
+	if (c->is_report && o->result == DMARC_PASS) {
 		log_debug("session=%s id=%s an aggregate report: not recorded for "
 		    "reports", smtp_session_id(c->s), c->id);
 		return;
 	}
-	if (v->action == VERDICT_DEFER)
+	/* A deferred message is counted when it comes again. Mail through a
+	 * trusted relay that could not be traced back (hybrid skip) has no
+	 * source IP worth reporting: the relay's own is internal. */
+	if (v->action == VERDICT_DEFER || (c->via_relay && !c->recovered))
 		return;
 	memset(&p, 0, sizeof(p));
 	p.domain = o->policy_domain;
@@ -132,37 +141,43 @@ reporting_record(struct gw_conn *c, const struct dmarc_outcome *o,
 		r.reasons[r.nreasons].type = "policy_test_mode";
 		r.reasons[r.nreasons++].comment = "";
 	}
-	if (c->via_relay && !c->recovered) {
-		r.reasons[r.nreasons].type = "trusted_forwarder";
-		r.reasons[r.nreasons++].comment = "hybrid: reached us through a "
-		    "trusted relay";
-	}
 	r.header_from = o->author_domain;
 	sender = smtp_session_sender(c->s);
 	at = strrchr(sender, '@');
 	r.envelope_from = *sender && at ? at + 1 : "";
 	r.envelope_to = rcpt_domain(c);
+	/* RFC 9990 "DKIM Signatures in Aggregate Reports": the kept ones by
+	 * priority: passes for the author domain, other passes, the rest (so
+	 * bogus signatures placed first cannot crowd out the aligned one) */
 	n = c->dkim ? dkim_verify_count(c->dkim) : 0;
-	for (i = 0; i < n && r.ndkim < REPORT_MAX_DKIM; i++) {
-		const struct dkim_sig_result *d = dkim_verify_result(c->dkim, i);
+	for (pass = 0; pass < 3; pass++)
+		for (i = 0; i < n && r.ndkim < REPORT_MAX_DKIM; i++) {
+			const struct dkim_sig_result *d =
+			    dkim_verify_result(c->dkim, i);
+			int rank;
 
-		if (d->domain == NULL || *d->domain == '\0')
-			continue;
-		r.dkim[r.ndkim].domain = d->domain;
-		r.dkim[r.ndkim].selector = d->selector ? d->selector : "";
-		r.dkim[r.ndkim].result = dkim_word(d->result);
-		r.dkim[r.ndkim].human_result = d->reason ? d->reason : "";
-		r.ndkim++;
-	}
+			if (d->domain == NULL || *d->domain == '\0')
+				continue;
+			rank = d->result != DKIM_PASS ? 2 :
+			    strcasecmp(d->domain, o->author_domain) == 0 ? 0 : 1;
+			if (rank != pass)
+				continue;
+			r.dkim[r.ndkim].domain = d->domain;
+			r.dkim[r.ndkim].selector = d->selector ? d->selector : "";
+			r.dkim[r.ndkim].result = dkim_word(d->result);
+			r.dkim[r.ndkim].human_result = d->reason ? d->reason : "";
+			r.ndkim++;
+		}
 	memset(&sp, 0, sizeof(sp));
 	sp.spf_result = (enum spf_result)-1;
 	inbound_dmarc_spf(c, &sp);
 	if (sp.spf_domain && *sp.spf_domain &&
 	    (int)sp.spf_result != -1) {
 		r.spf_domain = sp.spf_domain;
-		/* RFC 9990 2.1: scope, when given, "MUST contain mfrom"; for
-		 * the null sender the domain is the HELO name: no scope */
-		r.spf_scope = *sender ? "mfrom" : "";
+		/* RFC 9990 2.1: scope "MUST contain mfrom"; for the null
+		 * sender the MAIL FROM identity is postmaster@HELO (RFC 7208
+		 * 2.4), so mfrom still */
+		r.spf_scope = "mfrom";
 		r.spf_result = spf_result_name(sp.spf_result);
 	} else {
 		r.spf_domain = r.spf_scope = r.spf_result = "";
@@ -239,7 +254,17 @@ reporting_spawn(struct gateway *gw)
 	pid_t pid;
 	int e;
 
-	e = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
+	posix_spawn_file_actions_t fa;
+
+	/* only stdin, stdout, stderr: never a client's socket, whose close
+	 * would otherwise wait for the child */
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0 ||
+	    (e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0) {
+		log_error("report send: cannot start: %s", strerror(e));
+		return;
+	}
+	e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
 	if (e != 0) {
 		log_error("report send: cannot start /proc/self/exe: %s",
 		    strerror(e));
@@ -282,6 +307,7 @@ reporting_open(struct gateway *gw)
 		gw->recorder = NULL;
 		return -1;
 	}
+	report_recorder_set_retention(gw->recorder, cfg->report_retention);
 	log_info("report store %s: recording DMARC evaluations", cfg->report_store);
 	return 0;
 }
@@ -322,6 +348,9 @@ reporting_reload(struct gateway *gw)
 		reporting_close(gw);
 	if (want && gw->recorder == NULL)
 		reporting_open(gw);	/* failure logged; mail goes on */
+	if (gw->recorder)
+		report_recorder_set_retention(gw->recorder,
+		    cfg->report_retention);
 	if (cfg->report_send && gw->report_next == 0)
 		gw->report_next = (long long)time(NULL) + REPORT_FIRST_RUN;
 }

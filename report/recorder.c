@@ -19,6 +19,7 @@
 #include "report/store.h"
 
 #define RECORDER_LOG_EVERY	60	/* seconds between warnings */
+#define RECORDER_EXPIRE_EVERY	3600	/* seconds between retention runs */
 
 struct rec_item {
 	struct rec_item *next;
@@ -47,6 +48,8 @@ struct report_recorder {
 	struct timespec last_log;
 	int logged;
 	char last_err[512];
+	long long retention;		/* seconds; 0: no expiry */
+	struct timespec last_expire;	/* monotonic; 0: never */
 	/* the worker's batch */
 	const struct report_policy **bp;
 	const struct report_row **br;
@@ -229,6 +232,48 @@ recorder_commit(struct report_recorder *rec, struct rec_item *list,
 	}
 }
 
+/* Under rec->mu. */
+static int
+recorder_expire_due(struct report_recorder *rec)
+{
+	struct timespec now;
+
+	if (rec->retention <= 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return rec->last_expire.tv_sec == 0 ||
+	    now.tv_sec - rec->last_expire.tv_sec >= RECORDER_EXPIRE_EVERY;
+}
+
+/* Retention, without rec->mu: the store is the worker's alone. */
+static void
+recorder_expire(struct report_recorder *rec)
+{
+	long long n, retention;
+	char err[512];
+
+	pthread_mutex_lock(&rec->mu);
+	retention = rec->retention;
+	clock_gettime(CLOCK_MONOTONIC, &rec->last_expire);
+	pthread_mutex_unlock(&rec->mu);
+	n = report_store_expire(rec->st, (long long)time(NULL) - retention, err,
+	    sizeof(err));
+	if (n > 0)
+		log_info("report store: %lld evaluation(s) older than %llds "
+		    "deleted", n, retention);
+	else if (n < 0)
+		log_warning("report store: retention: %s", err);
+}
+
+void
+report_recorder_set_retention(struct report_recorder *rec, long long seconds)
+{
+	pthread_mutex_lock(&rec->mu);
+	rec->retention = seconds > 0 ? seconds : 0;
+	pthread_cond_signal(&rec->work_cv);
+	pthread_mutex_unlock(&rec->mu);
+}
+
 static void *
 recorder_worker(void *arg)
 {
@@ -244,10 +289,21 @@ recorder_worker(void *arg)
 			recorder_log(rec, 0);
 			if (rec->head != NULL || rec->stop)
 				break;
+			if (recorder_expire_due(rec)) {
+				pthread_mutex_unlock(&rec->mu);
+				recorder_expire(rec);
+				pthread_mutex_lock(&rec->mu);
+				continue;
+			}
 			if (recorder_unlogged(rec)) {
 				/* so a burst's tail is told within a minute */
 				until = rec->last_log;
 				until.tv_sec += RECORDER_LOG_EVERY;
+				pthread_cond_timedwait(&rec->work_cv, &rec->mu,
+				    &until);
+			} else if (rec->retention > 0) {
+				until = rec->last_expire;
+				until.tv_sec += RECORDER_EXPIRE_EVERY;
 				pthread_cond_timedwait(&rec->work_cv, &rec->mu,
 				    &until);
 			} else

@@ -35,6 +35,12 @@ int report_recorder_add(struct report_recorder *rec,
 int report_recorder_dest_result(struct report_recorder *rec, const char *addr,
     int ok, const char *text, int max_failures, long long suppress_for);
 
+/* Retention: the worker deletes evaluations older than seconds (reported
+ * or not, report_store_expire) when it starts idling and then hourly, so
+ * the store stays bounded whether reports are sent or not. 0: never. */
+void report_recorder_set_retention(struct report_recorder *rec,
+    long long seconds);
+
 /* Wait until everything added before the call is committed (tests and
  * shutdown). */
 void report_recorder_sync(struct report_recorder *rec);

@@ -21,7 +21,11 @@
 #include "report/send.h"
 #include "report/store.h"
 
-#define DAY	86400
+#define DAY		86400
+#define REPORT_MEMO	64	/* destinations verified per run, kept */
+#define REPORT_GIVEUP	DAY	/* a pending report goes out after this */
+#define REPORT_RUN_MAX	900	/* seconds one run may start reports */
+#define REPORT_MARGIN	60	/* a period is due this long after its end */
 
 /* ---- rua= and periods ---- */
 
@@ -81,7 +85,8 @@ rua_one(const char *s, size_t n, struct report_rua *r)
 		}
 		if (q != s + n || num == 0)
 			return -1;
-		r->max_size = num * mul;
+		/* a limit past what fits is no limit we could exceed */
+		r->max_size = num > ~0ULL / mul ? ~0ULL : num * mul;
 	}
 	/* a query part (?subject=...) is not ours to send */
 	if ((q = memchr(s, '?', alen)) != NULL)
@@ -98,7 +103,8 @@ rua_one(const char *s, size_t n, struct report_rua *r)
 			c = h * 16 + l;
 			i += 2;
 		}
-		if (c <= ' ' || c == 0x7f || c == ',' || c == '<' || c == '>' ||
+		/* ASCII only: a report goes without SMTPUTF8 */
+		if (c <= ' ' || c >= 0x7f || c == ',' || c == '<' || c == '>' ||
 		    o + 1 >= sizeof(r->addr))
 			return -1;
 		r->addr[o++] = (char)c;
@@ -109,6 +115,9 @@ rua_one(const char *s, size_t n, struct report_rua *r)
 		return -1;
 	if (orgdomain_ascii(at + 1, r->host, sizeof(r->host)) == -1)
 		return -1;
+	/* "a@x.test." is a@x.test: no trailing dot in RCPT */
+	if (o > 0 && r->addr[o - 1] == '.')
+		r->addr[o - 1] = '\0';
 	return 0;
 }
 
@@ -169,6 +178,7 @@ report_period(int ri, int interval, int min_interval)
 
 struct txt_wait {
 	struct event_base *base;
+	struct dns_query *q;
 	enum dns_status status;
 	char **txt;
 	size_t ntxt;
@@ -208,11 +218,14 @@ txt_lookup(struct event_base *base, struct dns_resolver *res,
 {
 	memset(w, 0, sizeof(*w));
 	w->base = base;
-	if (dns_query(res, name, DNS_T_TXT, txt_cb, w) == NULL)
+	if ((w->q = dns_query(res, name, DNS_T_TXT, txt_cb, w)) == NULL)
 		return -1;
 	while (!w->done)
-		if (event_base_loop(base, EVLOOP_ONCE) == -1)
+		if (event_base_loop(base, EVLOOP_ONCE) == -1) {
+			dns_cancel(w->q);	/* w is about to go */
+			txt_free(w);
 			return -1;
+		}
 	return 0;
 }
 
@@ -283,7 +296,7 @@ dest_verify(const struct report_send_config *c, struct event_base *base,
 	char org_p[256], org_d[256], pd[256], name[600];
 	struct txt_wait w;
 	struct report_rua over[REPORT_RUA_MAX];
-	size_t i, j, n;
+	size_t i, j, n, bad;
 	int found = 0, replaced = 0;
 	char *rua;
 
@@ -318,8 +331,15 @@ dest_verify(const struct report_send_config *c, struct event_base *base,
 		if (rua == NULL)
 			continue;
 		/* step 9: an override must stay on the destination host */
-		n = report_rua_parse(rua, over, REPORT_RUA_MAX, NULL);
+		n = report_rua_parse(rua, over, REPORT_RUA_MAX, &bad);
 		free(rua);
+		if (bad > 0) {	/* a host we cannot check: neither is used */
+			snprintf(why, whylen, "%.200s: authorising record at %.300s "
+			    "names a URI that is not mailto: or malformed: neither "
+			    "is used", r->addr, name);
+			txt_free(&w);
+			return DEST_REFUSED;
+		}
 		for (j = 0; j < n; j++) {
 			if (strcmp(over[j].host, r->host) != 0) {
 				snprintf(why, whylen, "%.200s: authorising record at "
@@ -484,6 +504,15 @@ struct run {
 	char *err;
 	size_t errlen;
 	int queued_before;	/* for the rate pause */
+	long long deadline;	/* no new report is started after it */
+	struct dest_memo {
+		char domain[256];
+		char uri[512];
+		enum dest_check dc;
+		struct report_rua out;
+		char why[512];
+	} memo[REPORT_MEMO];
+	size_t nmemo;
 };
 
 static void
@@ -522,22 +551,99 @@ rate_pause(struct run *r)
 		;
 }
 
+/* The message for the destinations use[0..nuse): mail, then its
+ * signatures before it in sig. 0, or -1 with e. */
+static int
+build_mail(struct run *r, const struct report_meta *m,
+    const struct report_policy *p, struct report_rua *const *use, size_t nuse,
+    const char *fname, const struct buf *gz, struct buf *msg, struct buf *sig,
+    char *e, size_t elen)
+{
+	const struct report_send_config *c = r->c;
+	const char *to[REPORT_RUA_MAX];
+	struct report_mail mail;
+	size_t i;
+
+	buf_reset(msg);
+	buf_reset(sig);
+	for (i = 0; i < nuse; i++)
+		to[i] = use[i]->addr;
+	memset(&mail, 0, sizeof(mail));
+	mail.from = c->email;
+	mail.to = to;
+	mail.nto = nuse;
+	mail.submitter = c->hostname;
+	mail.filename = fname;
+	mail.date = r->now;
+	if (report_message(&mail, m, p, gz->data, gz->len, msg, e, elen) == -1)
+		return -1;
+	/* RFC 9990 3.1.1: the report passes DMARC by this signature */
+	for (i = 0; i < c->nkeys; i++)
+		if (dkim_sign(&c->keys[i], msg->data, msg->len, sig, e,
+		    elen) == -1)
+			return -1;
+	return 0;
+}
+
+static void
+finish(struct run *r, const char *id, const char *state, const char *why)
+{
+	char e[512];
+
+	if (report_store_finish_report(r->st, id, state, why ? why : "", e,
+	    sizeof(e)) == -1)
+		log_error("report id=%s: cannot record its state %s (it may be "
+		    "sent again, with the same Report-ID): %s", id, state, e);
+}
+
+/* The verification of one URI for one policy domain, once per run. */
+static enum dest_check
+dest_cached(struct run *r, const char *domain, struct report_rua *u,
+    char *why, size_t whylen)
+{
+	struct dest_memo *dm;
+	size_t i;
+
+	for (i = 0; i < r->nmemo; i++) {
+		dm = &r->memo[i];
+		if (strcmp(dm->domain, domain) == 0 &&
+		    strcmp(dm->uri, u->uri) == 0) {
+			snprintf(why, whylen, "%s", dm->why);
+			if (dm->dc == DEST_OK)
+				*u = dm->out;
+			return dm->dc;
+		}
+	}
+	dm = r->nmemo < REPORT_MEMO ? &r->memo[r->nmemo++] : NULL;
+	if (dm) {
+		snprintf(dm->domain, sizeof(dm->domain), "%s", domain);
+		snprintf(dm->uri, sizeof(dm->uri), "%s", u->uri);
+	}
+	why[0] = '\0';
+	i = dest_verify(r->c, r->base, r->res, domain, u, why, whylen);
+	if (dm) {
+		dm->dc = (enum dest_check)i;
+		dm->out = *u;
+		snprintf(dm->why, sizeof(dm->why), "%s", why);
+	}
+	return (enum dest_check)i;
+}
+
 /* Build, sign and queue one report. 0 done (queued or skipped: finished
- * in the store), 1 left pending (temporary), -1 fatal (r->err). */
+ * in the store), 1 left pending (temporary), -1 fatal (r->err). giveup:
+ * a report pending too long goes to what can be used now. */
 static int
 send_one(struct run *r, const char *domain, long long begin, long long end,
-    const char *id)
+    const char *id, int giveup)
 {
 	const struct report_send_config *c = r->c;
 	struct collect k;
 	struct report_meta m;
-	struct report_mail mail;
 	struct report_rua rua[REPORT_RUA_MAX], *use[REPORT_RUA_MAX];
-	const char *to[REPORT_RUA_MAX];
 	struct buf xml = { 0 }, gz = { 0 }, fname = { 0 }, msg = { 0 },
 	    sig = { 0 }, why = { 0 };
 	char e[1024], uniq[64], qid[ID_LEN + 1];
-	size_t nrua, nuse = 0, i, bad = 0;
+	size_t nrua, nuse = 0, i, j, bad = 0, kept, total;
 	int temp = 0, ret = 0;
 	struct spool_msg *sm = NULL;
 	struct envelope env;
@@ -555,8 +661,7 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 		return -1;
 	}
 	if (k.nrows == 0 || k.policy.domain == NULL) {
-		report_store_finish_report(r->st, id, "skipped", "no evaluations",
-		    e, sizeof(e));
+		finish(r, id, "skipped", "no evaluations");
 		r->stats->skipped++;
 		collect_free(&k);
 		return 0;
@@ -564,11 +669,12 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 	nrua = report_rua_parse(k.policy.rua, rua, REPORT_RUA_MAX, &bad);
 	if (bad > 0)
 		buf_appendf(&why, "%zu rua URI(s) not mailto: or malformed; ", bad);
-	for (i = 0; i < nrua && nuse < c->max_rua; i++) {
+	/* RFC 9990 3 "Transport": every URI in order, each verified */
+	for (i = 0; i < nrua; i++) {
 		long long until;
 		enum dest_check dc;
 
-		dc = dest_verify(c, r->base, r->res, domain, &rua[i], e, sizeof(e));
+		dc = dest_cached(r, domain, &rua[i], e, sizeof(e));
 		if (dc == DEST_TEMP) {
 			temp = 1;
 			buf_appendf(&why, "%s; ", e);
@@ -580,6 +686,11 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 			buf_appendf(&why, "%s; ", e);
 			continue;
 		}
+		for (j = 0; j < nuse; j++)
+			if (strcasecmp(use[j]->addr, rua[i].addr) == 0)
+				break;
+		if (j < nuse)
+			continue;		/* the same address twice */
 		if (report_store_dest_suppressed(r->st, rua[i].addr, r->now,
 		    &until, e, sizeof(e)) == 1) {
 			log_info("report id=%s domain=%s rua %s suppressed until %lld "
@@ -589,6 +700,15 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 			continue;
 		}
 		use[nuse++] = &rua[i];
+	}
+	/* a destination we could not verify yet is tried again with the
+	 * others, not left out (RFC 9990 3: every remaining URI) */
+	if (temp && !giveup) {
+		log_info("report id=%s domain=%s left pending: %s", id, domain,
+		    why.data ? log_safe(why.data) : "");
+		r->stats->deferred++;
+		ret = 1;
+		goto out;
 	}
 
 	memset(&m, 0, sizeof(m));
@@ -611,73 +731,51 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 	    report_gzip(xml.data, xml.len, fname.data ? fname.data : "report.xml",
 	    r->now, &gz, e, sizeof(e)) == -1) {
 		log_error("report id=%s domain=%s cannot be built: %s", id, domain, e);
-		report_store_finish_report(r->st, id, "failed", e, e, sizeof(e));
+		finish(r, id, "failed", e);
 		r->stats->failed++;
 		goto out;
 	}
-	if (nuse == 0) {
-		if (temp && nrua > 0) {
-			log_info("report id=%s domain=%s left pending: %s", id, domain,
-			    why.data ? why.data : "");
-			r->stats->deferred++;
-			ret = 1;
-			goto out;
+	if (nuse > 0 && build_mail(r, &m, &k.policy, use, nuse, fname.data, &gz,
+	    &msg, &sig, e, sizeof(e)) == -1) {
+		log_error("report id=%s domain=%s cannot be built: %s", id, domain, e);
+		finish(r, id, "failed", e);
+		r->stats->failed++;
+		goto out;
+	}
+	/* RFC 9990 3: a URI whose size limit the report exceeds is not used;
+	 * then the receiver's own limit on URIs (max_rua) */
+	total = sig.len + msg.len;
+	for (i = 0, kept = 0; i < nuse; i++) {
+		if (use[i]->max_size && total > use[i]->max_size) {
+			log_info("report id=%s domain=%s %s: %zu octets over its "
+			    "limit of %llu", id, domain, log_safe(use[i]->addr),
+			    total, use[i]->max_size);
+			buf_appendf(&why, "%s over its size limit; ", use[i]->addr);
+			continue;
 		}
-		report_store_finish_report(r->st, id, "skipped", why.data ? why.data :
-		    "no rua", e, sizeof(e));
+		if (kept == c->max_rua) {
+			buf_appendf(&why, "%s past max_rua; ", use[i]->addr);
+			continue;
+		}
+		use[kept++] = use[i];
+	}
+	if (kept == 0) {
+		finish(r, id, "skipped", why.data ? why.data : "no rua");
 		log_info("report id=%s domain=%s skipped: %s", id, domain,
 		    why.data ? log_safe(why.data) : "no rua");
 		r->stats->skipped++;
 		goto out;
 	}
-	for (i = 0; i < nuse; i++)
-		to[i] = use[i]->addr;
-	memset(&mail, 0, sizeof(mail));
-	mail.from = c->email;
-	mail.to = to;
-	mail.nto = nuse;
-	mail.submitter = c->hostname;
-	mail.filename = fname.data;
-	mail.date = r->now;
-	if (report_message(&mail, &m, &k.policy, gz.data, gz.len, &msg, e,
-	    sizeof(e)) == -1) {
-		log_error("report id=%s domain=%s cannot be built: %s", id, domain, e);
-		report_store_finish_report(r->st, id, "failed", e, e, sizeof(e));
-		r->stats->failed++;
-		goto out;
-	}
-	for (i = 0; i < c->nkeys; i++)
-		if (dkim_sign(&c->keys[i], msg.data, msg.len, &sig, e,
-		    sizeof(e)) == -1) {
-			log_error("report id=%s domain=%s: DKIM signing with %s "
-			    "failed: %s", id, domain, c->keys[i].selector, e);
-			report_store_finish_report(r->st, id, "failed", e, e,
-			    sizeof(e));
+	if (kept != nuse) {	/* To: names only those it goes to */
+		nuse = kept;
+		if (build_mail(r, &m, &k.policy, use, nuse, fname.data, &gz, &msg,
+		    &sig, e, sizeof(e)) == -1) {
+			log_error("report id=%s domain=%s cannot be built: %s", id,
+			    domain, e);
+			finish(r, id, "failed", e);
 			r->stats->failed++;
 			goto out;
 		}
-	/* RFC 9990 3: a URI whose size limit the report exceeds is not used */
-	{
-		size_t total = sig.len + msg.len, kept = 0;
-
-		for (i = 0; i < nuse; i++) {
-			if (use[i]->max_size && total > use[i]->max_size) {
-				log_info("report id=%s domain=%s %s: %zu octets over its "
-				    "limit of %llu", id, domain, log_safe(use[i]->addr),
-				    total, use[i]->max_size);
-				buf_appendf(&why, "%s over its size limit; ",
-				    use[i]->addr);
-				continue;
-			}
-			use[kept++] = use[i];
-		}
-		nuse = kept;
-	}
-	if (nuse == 0) {
-		report_store_finish_report(r->st, id, "skipped", why.data, e,
-		    sizeof(e));
-		r->stats->skipped++;
-		goto out;
 	}
 	rate_pause(r);
 	if ((sm = spool_msg_new(r->sp, qid)) == NULL ||
@@ -714,8 +812,7 @@ send_one(struct run *r, const char *domain, long long begin, long long end,
 		goto out;
 	}
 	spool_notify(r->sp, env.id);
-	report_store_finish_report(r->st, id, "queued", why.data ? why.data : "",
-	    e, sizeof(e));
+	finish(r, id, "queued", why.data);
 	r->stats->queued++;
 	r->queued_before = 1;
 	{
@@ -812,12 +909,6 @@ ri_policy_cb(const struct report_policy *p, void *arg)
 }
 
 static int
-ri_row_cb(const struct report_row *r, void *arg)
-{
-	return 1;	/* the policy is all we need */
-}
-
-static int
 pending_cb(const char *domain, long long first, long long reported_until,
     void *arg)
 {
@@ -828,18 +919,22 @@ pending_cb(const char *domain, long long first, long long reported_until,
 	int ri = 0, period;
 	char e[256];
 
+	/* the policy alone: no aggregation just to read ri= */
 	report_store_rows(r->st, domain, first, r->now + 1, ri_policy_cb,
-	    ri_row_cb, &ri, e, sizeof(e));
+	    NULL, &ri, e, sizeof(e));
 	period = report_period(ri, c->interval, c->min_interval);
 	begin = first - (first % period);
 	end = begin + period;
 	if (begin < reported_until)
 		begin = reported_until;
-	if (end > r->now) {
+	/* due once ended, with a margin for evaluations still on their way
+	 * into the store (the daemon's recorder commits a moment later) */
+	if (end + REPORT_MARGIN > r->now) {
 		/* --now: the current period too, through the current second */
 		if (!r->flush_now || r->now + 1 <= begin)
 			return 0;
-		end = r->now + 1;
+		if (end > r->now + 1)
+			end = r->now + 1;
 	}
 	return due_add(l, domain, begin, end, NULL);
 }
@@ -871,18 +966,7 @@ report_send_run(const struct report_send_config *c,
 	r.errlen = errlen;
 	l.r = &r;
 
-	/* 1: what a previous run left pending */
-	if (report_store_unfinished(st, unfinished_cb, &l, err, errlen) == -1)
-		return -1;
-	for (i = 0; i < l.n && rc == 0; i++) {
-		log_info("report id=%s domain=%s: sending again (left pending)",
-		    l.v[i].id, l.v[i].domain);
-		if (send_one(&r, l.v[i].domain, l.v[i].begin, l.v[i].end,
-		    l.v[i].id) == -1)
-			rc = -1;
-	}
-	due_free(&l);
-	l.r = &r;
+	r.deadline = (long long)time(NULL) + REPORT_RUN_MAX;
 	/* 2-6: due periods; a domain behind by several periods catches up
 	 * one period per round (bounded) */
 	for (rounds = 0; rc == 0 && rounds < 400; rounds++) {
@@ -899,9 +983,17 @@ report_send_run(const struct report_send_config *c,
 			char id[300], hex[20], got[300];
 			int created;
 
+			if ((long long)time(NULL) > r.deadline) {
+				log_warning("report: run longer than %ds: the rest "
+				    "waits for the next run", REPORT_RUN_MAX);
+				rounds = 400;
+				break;
+			}
+			/* RFC 9990 ridfmt: unique without the domain (which
+			 * could make it too long) */
 			unique_hex(hex, sizeof(hex));
-			snprintf(id, sizeof(id), "%s.%lld.%s@%s", hex, l.v[i].begin,
-			    l.v[i].domain, c->hostname);
+			snprintf(id, sizeof(id), "%s.%lld@%s", hex, l.v[i].begin,
+			    c->hostname);
 			created = report_store_begin_report(st, l.v[i].domain,
 			    l.v[i].begin, l.v[i].end, id, got, sizeof(got), err,
 			    errlen);
@@ -909,12 +1001,33 @@ report_send_run(const struct report_send_config *c,
 				rc = -1;
 				break;
 			}
-			if (send_one(&r, l.v[i].domain, l.v[i].begin, l.v[i].end,
-			    created ? id : got) == -1)
+			/* recorded before (by a run that crashed): the
+			 * pending pass below has it */
+			if (created && send_one(&r, l.v[i].domain, l.v[i].begin,
+			    l.v[i].end, id, 0) == -1)
 				rc = -1;
 		}
 		due_free(&l);
 		l.r = &r;
+	}
+	/* 1: what a run left pending (a crash, a DNS failure), after the new
+	 * ones so one domain's failing DNS cannot hold up everyone's; given
+	 * up on (sent to what can be used) a day after its period */
+	if (rc == 0 && report_store_unfinished(st, unfinished_cb, &l, err,
+	    errlen) == -1)
+		rc = -1;
+	if (l.oom) {
+		snprintf(err, errlen, "report: out of memory");
+		rc = -1;
+	}
+	for (i = 0; i < l.n && rc == 0; i++) {
+		if ((long long)time(NULL) > r.deadline)
+			break;
+		log_info("report id=%s domain=%s: sending again (left pending)",
+		    l.v[i].id, l.v[i].domain);
+		if (send_one(&r, l.v[i].domain, l.v[i].begin, l.v[i].end,
+		    l.v[i].id, now - l.v[i].end > REPORT_GIVEUP) == -1)
+			rc = -1;
 	}
 	due_free(&l);
 	/* 7: retention */

@@ -166,23 +166,28 @@ static const char *const store_sql[SQL_N] = {
 	[SQL_REPORTS] =
 	"SELECT domain, begin, end, id, state, why FROM reports"
 	" ORDER BY created DESC, rowid DESC LIMIT ?1",
+	/* Retention: reported or not (a period not reported by then will
+	 * not be: the reports that failed are in the reports table). */
 	[SQL_EXPIRE] =
-	"DELETE FROM evaluations WHERE id IN (SELECT e.id FROM domains d"
-	" JOIN evaluations e ON e.policy_domain = d.policy_domain"
-	" AND e.time < min(?1, d.reported_until) LIMIT ?2)",
+	"DELETE FROM evaluations WHERE id IN (SELECT id FROM evaluations"
+	" WHERE time < ?1 LIMIT ?2)",
 	[SQL_DEST_OK] =
 	"INSERT INTO destinations(addr) VALUES(?1)"
 	" ON CONFLICT(addr) DO UPDATE SET failures = 0, suppressed_until = 0",
 	/* ?1 addr, ?2 now, ?3 text, ?4 max_failures, ?5 suppress_for;
 	 * "failures" in DO UPDATE is the stored count. */
+	/* At most one failure counts per day: one outage that fails the
+	 * reports of several domains at once is one failure. */
 	[SQL_DEST_FAIL] =
 	"INSERT INTO destinations(addr, failures, last_failure, last_text,"
 	" suppressed_until) VALUES(?1, 1, ?2, ?3,"
 	" CASE WHEN ?4 > 0 AND 1 >= ?4 THEN ?2 + ?5 ELSE 0 END)"
-	" ON CONFLICT(addr) DO UPDATE SET failures = failures + 1,"
-	" last_failure = ?2, last_text = ?3, suppressed_until ="
-	" CASE WHEN ?4 > 0 AND failures + 1 >= ?4 THEN ?2 + ?5"
-	" ELSE suppressed_until END",
+	" ON CONFLICT(addr) DO UPDATE SET failures = failures +"
+	" (last_failure <= ?2 - 86400),"
+	" last_failure = CASE WHEN last_failure <= ?2 - 86400 THEN ?2"
+	" ELSE last_failure END, last_text = ?3, suppressed_until ="
+	" CASE WHEN ?4 > 0 AND failures + (last_failure <= ?2 - 86400) >= ?4"
+	" THEN ?2 + ?5 ELSE suppressed_until END",
 	[SQL_DEST_GET] =
 	"SELECT suppressed_until FROM destinations WHERE addr = ?1",
 	[SQL_IMPORT_REPORT] =
@@ -898,6 +903,8 @@ report_store_rows(struct report_store *st, const char *domain,
 		store_rollback(st);
 		return rc;
 	}
+	if (cb == NULL)		/* the policy alone */
+		return store_commit(st, err, errlen) == -1 ? -1 : 0;
 	if ((s = store_stmt(st, SQL_ROWS, err, errlen)) == NULL)
 		goto fail;
 	rc = 0;

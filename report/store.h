@@ -72,8 +72,9 @@ int report_store_pending(struct report_store *st,
  * spf_domain/scope/result, dkim results) with its count, ordered by count
  * descending then source_ip; and the policy of the latest evaluation in
  * the range. cb gets each row; policy_cb (may be NULL) gets the policy
- * once, before the rows (policy and rows from one read snapshot). Nothing
- * in range: 0, no callback. A row's time is 0. */
+ * once, before the rows (policy and rows from one read snapshot); cb NULL:
+ * the policy alone (no aggregation). Nothing in range: 0, no callback. A
+ * row's time is 0. */
 int report_store_rows(struct report_store *st, const char *domain,
     long long begin, long long end,
     void (*policy_cb)(const struct report_policy *p, void *arg),
@@ -112,15 +113,17 @@ int report_store_reports(struct report_store *st, size_t limit,
     const char *id, const char *state, const char *why, void *arg),
     void *arg, char *err, size_t errlen);
 
-/* Evaluations older than before that are already reported: deleted
- * (retention). The number deleted, or -1. */
+/* Evaluations older than before, reported or not: deleted (retention;
+ * the daemon's recorder runs it too, so the store stays bounded when no
+ * report is sent). The number deleted, or -1. */
 long long report_store_expire(struct report_store *st, long long before,
     char *err, size_t errlen);
 
 /*
  * rua destinations ("mailto:" address, lower case): each queued report's
  * final delivery result is noted; a success clears the count, a failure
- * adds one; at max_failures consecutive failures the destination is
+ * adds one (at most one a day: an outage that fails several reports at
+ * once counts once); at max_failures consecutive failures the destination is
  * suppressed until (now + suppress_for). report_store_dest_suppressed: 1
  * suppressed (until_r set), 0 not, -1 error.
  */

@@ -950,20 +950,25 @@ test_expire(void **state)
 	assert_int_equal(report_store_begin_report(st, "d1.example", 0, 250,
 	    "x1", NULL, 0, f->err, sizeof(f->err)), 1);
 
+	/* retention: reported or not, older than before goes (d1 and d2
+	 * at 100), the rest stays */
 	assert_int_equal(report_store_expire(st, 150, f->err, sizeof(f->err)),
-	    1);
-	/* 200 goes; 300 is not reported yet, d2 never was */
+	    2);
+	assert_int_equal(rows(st, "d1.example", 0, 1000, &g, f->err,
+	    sizeof(f->err)), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.v[0].count, 2);
+	assert_int_equal(rows(st, "d2.example", 0, 1000, &g, f->err,
+	    sizeof(f->err)), 0);
+	assert_int_equal(g.n, 0);
+	/* 200 (reported) and 300 (not yet) */
 	assert_int_equal(report_store_expire(st, 1000, f->err, sizeof(f->err)),
-	    1);
+	    2);
 	assert_int_equal(report_store_expire(st, 1000, f->err, sizeof(f->err)),
 	    0);
 	assert_int_equal(rows(st, "d1.example", 0, 1000, &g, f->err,
 	    sizeof(f->err)), 0);
-	assert_int_equal(g.n, 1);
-	assert_int_equal(g.v[0].count, 1);
-	assert_int_equal(rows(st, "d2.example", 0, 1000, &g, f->err,
-	    sizeof(f->err)), 0);
-	assert_int_equal(g.v[0].count, 1);
+	assert_int_equal(g.n, 0);
 	got_free(&g);
 
 	/* many: deleted in several chunks, all of them */
@@ -1003,10 +1008,26 @@ test_dest_suppression(void **state)
 	before = (long long)time(NULL);
 	assert_int_equal(report_store_dest_result(st, a, 0, "550 no", 3, 3600,
 	    f->err, sizeof(f->err)), 0);
+	/* a second failure the same day does not count */
+	assert_int_equal(report_store_dest_result(st, a, 0, "550 no", 3, 3600,
+	    f->err, sizeof(f->err)), 0);
 	assert_int_equal(report_store_dest_result(st, a, 0, "550 no", 3, 3600,
 	    f->err, sizeof(f->err)), 0);
 	assert_int_equal(report_store_dest_suppressed(st, a, before, &until,
 	    f->err, sizeof(f->err)), 0);
+	/* one a day for three days: suppressed */
+	report_store_close(st);
+	raw_sql(f->path, "UPDATE destinations SET last_failure = "
+	    "last_failure - 86400");
+	st = open_rw(f);
+	assert_int_equal(report_store_dest_result(st, a, 0, "550 no", 3, 3600,
+	    f->err, sizeof(f->err)), 0);
+	assert_int_equal(report_store_dest_suppressed(st, a, before, &until,
+	    f->err, sizeof(f->err)), 0);
+	report_store_close(st);
+	raw_sql(f->path, "UPDATE destinations SET last_failure = "
+	    "last_failure - 86400");
+	st = open_rw(f);
 	assert_int_equal(report_store_dest_result(st, a, 0, "550 no", 3, 3600,
 	    f->err, sizeof(f->err)), 0);
 	after = (long long)time(NULL);
@@ -1023,6 +1044,10 @@ test_dest_suppression(void **state)
 	    f->err, sizeof(f->err)), 0);
 	assert_int_equal(report_store_dest_result(st, a, 0, "451", 3, 3600,
 	    f->err, sizeof(f->err)), 0);
+	report_store_close(st);
+	raw_sql(f->path, "UPDATE destinations SET last_failure = "
+	    "last_failure - 86400");
+	st = open_rw(f);
 	assert_int_equal(report_store_dest_result(st, a, 0, "451", 3, 3600,
 	    f->err, sizeof(f->err)), 0);
 	assert_int_equal(report_store_dest_suppressed(st, a, before, NULL,
