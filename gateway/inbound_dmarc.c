@@ -17,6 +17,7 @@
 #include "auth/dmarc_query.h"
 #include "gateway/gateway.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/address.h"
 
 #define SPF_UNCHECKED ((enum spf_result)-1)
@@ -149,10 +150,12 @@ inbound_dmarc_field(struct gw_conn *c, const struct msg_field *f)
 	}
 	/* Our own stamps, forged by the sender, would be believed
 	 * downstream: they go. Exchange trusts X-MS-Exchange-Organization-*
-	 * from a connector it trusts, which is what we are when it
-	 * honours our SCL. */
+	 * from a connector it trusts, which we are once it honours our SCL
+	 * (or accepts organization headers from us at all): from the
+	 * Internet they go too, whether we stamp an SCL or not; from a
+	 * trusted relay (hybrid: Exchange itself) they stay. */
 	if ((cfg->verdict_header[0] && field_is(f, cfg->verdict_header)) ||
-	    (cfg->exchange_scl >= 0 &&
+	    (!c->via_relay &&
 	    field_has_prefix(f, "X-MS-Exchange-Organization-"))) {
 		const char *fn;
 		size_t fl;
@@ -239,6 +242,14 @@ inbound_dmarc_done(const struct dmarc_outcome *o, void *arg)
 	in.from_local = c->from_local;
 	in.from_domain = c->from_domain;
 	verdict_decide(&vc, &in, &v);
+	metrics_observe("mxgate_check_duration_seconds",
+	    metrics_now() - c->dmarc_t0, "check", "dmarc");
+	metrics_inc("mxgate_dmarc_results_total", "result",
+	    dmarc_result_name(o->result));
+	metrics_inc("mxgate_dmarc_dispositions_total", "disposition",
+	    v.disposition, "action", v.ar_action);
+	if (v.override != NULL)
+		metrics_inc("mxgate_dmarc_overrides_total", "reason", v.override);
 
 	if (c->recovered)
 		buf_appendf(&note, "hybrid=recovered client=%s", c->rec->ip);
@@ -336,6 +347,7 @@ inbound_dmarc_run(struct gw_conn *c)
 	}
 	p.dkim = dk;
 	p.ndkim = n;
+	c->dmarc_t0 = metrics_now();
 	c->dmq = dmarc_query_start(c->gw->base, c->gw->resolver, &p,
 	    cfg->dmarc_budget * 1000, inbound_dmarc_done, c);
 	free(dk);
@@ -357,6 +369,11 @@ inbound_recovered_spf_done(const struct spf *spf, void *arg)
 
 	c->rspfq = NULL;
 	c->rec_spf = spf_result(spf);
+	metrics_inc("mxgate_spf_results_total", "identity",
+	    *smtp_session_sender(c->s) ? "mailfrom" : "helo",
+	    "result", spf_result_name(c->rec_spf));
+	metrics_observe("mxgate_check_duration_seconds",
+	    metrics_now() - c->spf_t0, "check", "spf");
 	log_info("session=%s id=%s hybrid recover: client=%s helo=%s spf=%s "
 	    "reason=%s", smtp_session_id(c->s), c->id, c->rec->ip,
 	    log_safe(c->rec->helo), spf_result_name(c->rec_spf),
@@ -392,6 +409,7 @@ inbound_recover(struct gw_conn *c)
 	p.helo = c->rec->helo;
 	p.receiver = cfg->hostname;
 	c->rec_spf = SPF_UNCHECKED;
+	c->spf_t0 = metrics_now();
 	c->rspfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
 	    cfg->spf_budget * 1000, inbound_recovered_spf_done, c);
 	if (c->rspfq == NULL)

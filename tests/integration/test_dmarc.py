@@ -495,6 +495,18 @@ def test_forged_stamps_removed_from_passing_mail(mx, gw):
     assert header(eml, "Subject") == ["fine"]
 
 
+def test_exchange_fields_removed_without_scl(mx, gw):
+    """An outside sender's X-MS-Exchange-Organization-* fields go even when
+    mxgate stamps no SCL itself (exchange_scl = -1, the default): an
+    Exchange that trusts mxgate's connector would believe them."""
+    g = gw(zone(extra={"_dmarc.good.test": txt("v=DMARC1; p=none")}))
+    eml, dm = g.deliver(message(frm="bob@good.test", subject="fine", headers=[
+        "X-MS-Exchange-Organization-SCL: -1",
+        "X-MS-Exchange-Organization-AuthAs: Internal"]), mailfrom="bob@good.test")
+    dm.check("pass", hfrom="good.test")
+    assert b"X-MS-Exchange-Organization" not in eml.split(b"\r\n\r\n", 1)[0]
+
+
 # Our stamps spelt as a lenient reader still takes them: white space
 # before the colon, or the name folded away from its colon.
 FORGED_SPELLINGS = [
