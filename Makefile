@@ -109,6 +109,7 @@ MAIN_SRCS = gateway/main.c
 
 UNIT_TESTS = \
 	test_buf \
+	test_log \
 	test_command \
 	test_path \
 	test_datastream \
@@ -117,6 +118,7 @@ UNIT_TESTS = \
 	test_commit \
 	test_session \
 	test_dns \
+	test_metrics \
 	test_mxlookup \
 	test_spf \
 	test_spf_conformance \
@@ -144,7 +146,7 @@ LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 DEPS = $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 
-.PHONY: all bench clean check check-unit check-integration fuzz install run san
+.PHONY: all bench clean check check-unit check-integration fuzz install run san uninstall
 
 all: $(BUILD)/mxgate
 
@@ -216,10 +218,37 @@ bench: $(BUILD)/bench_spf $(BUILD)/bench_dkim $(BUILD)/smtpload $(BUILD)/mxgate
 run: all
 	tests/tools/demo.sh $(BUILD)/mxgate etc/mxgate.ini
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/mxgate
-	install -m 0755 $(BUILD)/mxgate $(DESTDIR)$(PREFIX)/sbin/mxgate
+# `make install` builds build/mxgate and installs it with the systemd unit
+# (its binary path following PREFIX), the man pages, the DMARC report
+# schema and the example configuration; /etc/mxgate/mxgate.ini itself is
+# never written. INSTALL_BIN=path installs that binary as it is, without
+# building (a binary built elsewhere, or the test suite's).
+INSTALL_BIN ?=
+UNITDIR ?= /lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/mxgate
+
+install: $(if $(INSTALL_BIN),,all)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)/etc/mxgate $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DATADIR)
+	install -m 0755 $(or $(INSTALL_BIN),$(BUILD)/mxgate) $(DESTDIR)$(PREFIX)/sbin/mxgate
+	sed 's|/usr/sbin/mxgate|$(PREFIX)/sbin/mxgate|g' etc/mxgate.service \
+		> $(DESTDIR)$(UNITDIR)/mxgate.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mxgate.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/mxgate.service.tmp $(DESTDIR)$(UNITDIR)/mxgate.service
 	install -m 0644 etc/mxgate.ini $(DESTDIR)/etc/mxgate/mxgate.ini.example
+	install -m 0644 etc/mxgate.8 $(DESTDIR)$(MANDIR)/man8/mxgate.8
+	install -m 0644 etc/mxgate.ini.5 $(DESTDIR)$(MANDIR)/man5/mxgate.ini.5
+	install -m 0644 etc/dmarc-aggregate-2.0.xsd $(DESTDIR)$(DATADIR)/dmarc-aggregate-2.0.xsd
+
+# Removes what install put in place; the configuration, keys and spool stay.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/mxgate $(DESTDIR)$(UNITDIR)/mxgate.service \
+		$(DESTDIR)/etc/mxgate/mxgate.ini.example \
+		$(DESTDIR)$(MANDIR)/man8/mxgate.8 $(DESTDIR)$(MANDIR)/man5/mxgate.ini.5 \
+		$(DESTDIR)$(DATADIR)/dmarc-aggregate-2.0.xsd
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -85,6 +85,11 @@ const char *dkim_result_name(enum dkim_result r);
 struct dkim_key *dkim_key_load(const char *pem_file, char *err, size_t errlen);
 void dkim_key_free(struct dkim_key *k);
 const char *dkim_key_algorithm(const struct dkim_key *k);	/* "rsa-sha256" | "ed25519-sha256" */
+/* The key record for k's public half (RFC 6376 3.6.1; RFC 8463 4.2 for
+ * Ed25519), "v=DKIM1; k=rsa; p=BASE64", appended to txt: what is
+ * published at SELECTOR._domainkey.DOMAIN. 0, or -1 when out of memory
+ * (txt as it was). */
+int dkim_key_record(const struct dkim_key *k, struct buf *txt);
 
 struct dkim_sign_params {
 	const char *domain;

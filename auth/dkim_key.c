@@ -192,15 +192,44 @@ dkim_pkey_verify(EVP_PKEY *pkey, const unsigned char dig[DKIM_HASH_LEN],
 }
 
 int
+dkim_key_record(const struct dkim_key *k, struct buf *txt)
+{
+	unsigned char *der = NULL, raw[32];
+	size_t rlen = sizeof(raw), start = txt->len;
+	int len, ed, ret = -1;
+
+	ed = EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_ED25519;
+	/* RFC 6376 3.6.1 p=; RFC 8463 4.2: raw 32 octets for ed25519 */
+	if (buf_appendf(txt, "v=DKIM1; k=%s; p=", ed ? "ed25519" : "rsa") == -1)
+		goto out;
+	if (ed) {
+		if (EVP_PKEY_get_raw_public_key(k->pkey, raw, &rlen) != 1 ||
+		    dkim_b64_encode(raw, rlen, txt) == -1)
+			goto out;
+	} else {
+		if ((len = i2d_PUBKEY(k->pkey, &der)) <= 0 ||
+		    dkim_b64_encode(der, (size_t)len, txt) == -1)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (ret == -1 && txt->data != NULL) {
+		txt->len = start;
+		txt->data[start] = '\0';
+	}
+	ERR_clear_error();
+	OPENSSL_free(der);
+	return ret;
+}
+
+int
 dkim_keygen(const char *type, int bits, const char *out_file,
     struct buf *txt, char *err, size_t errlen)
 {
-	unsigned char *der = NULL, raw[32];
+	struct dkim_key tmp;
 	EVP_PKEY *pkey = NULL;
-	BIO *bio = NULL;
 	FILE *fp = NULL;
-	size_t rlen = sizeof(raw);
-	int fd = -1, len, ret = -1, ed;
+	int fd = -1, ret = -1, ed;
 
 	ed = strcmp(type, "ed25519") == 0;
 	if (!ed && strcmp(type, "rsa") != 0) {
@@ -235,20 +264,9 @@ dkim_keygen(const char *type, int bits, const char *out_file,
 		snprintf(err, errlen, "%s: write failed", out_file);
 		goto fail;
 	}
-	/* RFC 6376 3.6.1 p=; RFC 8463 4.2: raw 32 octets for ed25519 */
-	if (buf_appendf(txt, "v=DKIM1; k=%s; p=", ed ? "ed25519" : "rsa") == -1)
+	tmp.pkey = pkey;
+	if (dkim_key_record(&tmp, txt) == -1)
 		goto nomem;
-	if (ed) {
-		if (EVP_PKEY_get_raw_public_key(pkey, raw, &rlen) != 1)
-			goto nomem;
-		if (dkim_b64_encode(raw, rlen, txt) == -1)
-			goto nomem;
-	} else {
-		if ((len = i2d_PUBKEY(pkey, &der)) <= 0)
-			goto nomem;
-		if (dkim_b64_encode(der, len, txt) == -1)
-			goto nomem;
-	}
 	ret = 0;
 	goto done;
 nomem:
@@ -262,8 +280,6 @@ done:
 	if (fd != -1)
 		close(fd);
 	ERR_clear_error();
-	OPENSSL_free(der);
-	BIO_free(bio);
 	EVP_PKEY_free(pkey);
 	return ret;
 }

@@ -1,22 +1,24 @@
 /*
  * `mxgate serve`: start-up in the order that keeps the spool safe and
  * privileges minimal: configuration, logging, spool (created as root,
- * handed to the service user), TLS contexts, listeners bound, privileges
- * dropped, crash recovery of the spool, then the event loop.
+ * handed to the service user), TLS contexts, listeners (and the metrics
+ * endpoint) bound, privileges dropped, crash recovery of the spool, then
+ * the event loop.
  *
  * SIGTERM/SIGINT: stop accepting, end every session with 421 (a message
  * not yet acknowledged is discarded; the client will retry), stop
  * delivery attempts (their recipients stay pending in the spool), exit.
  * SIGHUP: reload the configuration without dropping connections. A new
- * configuration that fails to load, or that changes what only a restart can
- * change (listeners, spool, user), is refused with the reason logged and the
- * running one kept. Open sessions keep going; they see new limits and
- * domains from their next command on. Delivery attempts in progress finish
- * with the routes they started with: replaced configurations are retired,
- * not freed, until no attempt and no DMARC evaluation (which borrows the
- * configuration's Public Suffix List) is in progress (checked every 30 s). Route
- * host names are resolved again by the reload, blocking the loop for as
- * long as the resolver takes: IP literals avoid that.
+ * configuration that fails to load, or that changes what only a restart
+ * can change (listeners, spool, user, [metrics] listen), is refused with
+ * the reason logged and the running one kept. Open sessions keep going;
+ * they see new limits and domains from their next command on. Delivery
+ * attempts in progress finish with the routes they started with: replaced
+ * configurations are retired, not freed, until no attempt and no DMARC
+ * evaluation (which borrows the configuration's Public Suffix List) is in
+ * progress (checked every 30 s). Route host names are resolved again by
+ * the reload, blocking the loop for as long as the resolver takes: IP
+ * literals avoid that.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -278,6 +280,10 @@ daemon_fixed_change(const struct config *a, const struct config *b)
 		    a->listeners[i].port != b->listeners[i].port ||
 		    a->listeners[i].profile != b->listeners[i].profile)
 			return "the listeners";
+	/* bound at start, before the privilege drop */
+	if (strcmp(a->metrics_listen ? a->metrics_listen : "",
+	    b->metrics_listen ? b->metrics_listen : "") != 0)
+		return "[metrics] listen";
 	return NULL;
 }
 
@@ -474,7 +480,7 @@ daemon_serve(const char *config_path, int debug)
 		log_error("resolver: %s", err);
 		goto out;
 	}
-	if (listener_open_all(&gw) == -1)
+	if (listener_open_all(&gw) == -1 || metrics_http_start(&gw) == -1)
 		goto out;
 	if (daemon_drop_privileges(&gw) == -1)
 		goto out;
@@ -526,6 +532,7 @@ out:
 	if (gw.retired_sweep)
 		event_free(gw.retired_sweep);
 	listener_close_all(&gw);
+	metrics_http_stop(&gw);
 	if (gw.conns) {
 		/* Sessions still open after the grace period are dropped
 		 * (their unacknowledged messages removed by on_txn_end). */

@@ -121,6 +121,20 @@ usage:
 	return 2;
 }
 
+void
+dkimcmd_zone_txt(FILE *f, const char *selector, const char *domain,
+    const char *txt, size_t len)
+{
+	size_t i;
+
+	/* Zone-file form, split into 255-octet strings (RFC 1035 3.3.14). */
+	fprintf(f, "%s._domainkey.%s. IN TXT (", selector, domain);
+	for (i = 0; i < len; i += 255)
+		fprintf(f, " \"%.*s\"", (int)(len - i > 255 ? 255 : len - i),
+		    txt + i);
+	fprintf(f, " )\n");
+}
+
 static int
 dkimcmd_keygen(int argc, char **argv)
 {
@@ -136,7 +150,6 @@ dkimcmd_keygen(int argc, char **argv)
 	struct buf txt = { 0 };
 	char err[256];
 	int ch, bits = 0;
-	size_t i;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -158,12 +171,7 @@ dkimcmd_keygen(int argc, char **argv)
 		buf_free(&txt);
 		return 1;
 	}
-	/* Zone-file form, split into 255-octet strings (RFC 1035 3.3.14). */
-	printf("%s._domainkey.%s. IN TXT (", selector, domain);
-	for (i = 0; i < txt.len; i += 255)
-		printf(" \"%.*s\"", (int)(txt.len - i > 255 ? 255 : txt.len - i),
-		    txt.data + i);
-	printf(" )\n");
+	dkimcmd_zone_txt(stdout, selector, domain, txt.data, txt.len);
 	fprintf(stderr, "private key written to %s (keep it secret, mode 0600)\n", out);
 	buf_free(&txt);
 	return 0;

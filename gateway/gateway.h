@@ -8,6 +8,7 @@
  *               control, Received header, spool commit, summary log line
  *   inbound_dmarc.c  end of data on inbound mail: the From and Received
  *               fields, hybrid recovery, DMARC, the verdict and its stamps
+ *   metrics_http.c  the Prometheus endpoint ([metrics] listen)
  *   config*.c   configuration
  */
 #ifndef GATEWAY_GATEWAY_H
@@ -36,6 +37,7 @@ struct evconnlistener;
 struct gw_conn;
 struct gw_retired;
 struct gw_auth;
+struct gw_metrics;
 
 struct gateway {
 	struct event_base *base;
@@ -69,6 +71,7 @@ struct gateway {
 	struct event *report_timer;
 	long long report_next;		/* next `report send` child */
 	pid_t report_child;		/* running, or 0 */
+	struct gw_metrics *metrics;	/* metrics_http.c; NULL: off */
 };
 
 /* listener.c */
@@ -133,6 +136,8 @@ struct gw_conn {
 	int outbound;			/* this message is outbound mail */
 	struct dkim_signer *signer;	/* its signature, computed while it streams */
 	char *sign_note;		/* what was signed, for the log */
+	/* start of the check in flight (metrics_now), for its duration */
+	double spf_t0, dkim_t0, dmarc_t0;
 	struct gw_conn *prev, *next;
 };
 
@@ -190,6 +195,12 @@ void reporting_record(struct gw_conn *c, const struct dmarc_outcome *o,
 struct envelope;
 void reporting_settled(const struct envelope *env, size_t rcpt, void *arg);
 
+/* metrics_http.c: the Prometheus endpoint, when [metrics] listen is set
+ * (lib/metrics.h counts only then). start: 0, or -1 with the reason
+ * logged (naming [metrics] listen); stop: at exit. */
+int metrics_http_start(struct gateway *gw);
+void metrics_http_stop(struct gateway *gw);
+
 /* daemon.c */
 int daemon_serve(const char *config_path, int foreground_debug);
 /* The resolver as [dns] configures it (also for the check command). */
@@ -204,6 +215,13 @@ int check_read_message(const char *path, struct buf *out, char *err,
 
 /* dkimcmd.c: `mxgate dkim sign|keygen ...` */
 int dkimcmd_main(int argc, char **argv);
+/* The key record txt[0..len) (dkim_key_record) as the zone-file line
+ * for SELECTOR._domainkey.DOMAIN, in 255-octet strings, to f. */
+void dkimcmd_zone_txt(FILE *f, const char *selector, const char *domain,
+    const char *txt, size_t len);
+
+/* dnscmd.c: `mxgate dns records|check DOMAIN ...` */
+int dnscmd_main(int argc, char **argv);
 
 /* quarantine.c: `mxgate quarantine list|show|release|delete ...` */
 int quarantine_main(int argc, char **argv);

@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/address.h"
 #include "smtp/tls.h"
 
@@ -44,6 +45,24 @@ spf_name(enum spf_result r)
 	return r == SPF_UNCHECKED ? "-" : spf_result_name(r);
 }
 
+/* mxgate_messages_total: a final reply to a message, or a MAIL or RCPT
+ * refused for a reason (outcome accepted, rejected, deferred). */
+static void
+inbound_count(const char *outcome, const char *reason)
+{
+	metrics_inc("mxgate_messages_total", "outcome", outcome,
+	    "reason", reason);
+}
+
+static void
+inbound_spf_count(struct gw_conn *c, const char *identity, enum spf_result r)
+{
+	metrics_inc("mxgate_spf_results_total", "identity", identity,
+	    "result", spf_result_name(r));
+	metrics_observe("mxgate_check_duration_seconds",
+	    metrics_now() - c->spf_t0, "check", "spf");
+}
+
 static void
 inbound_spf_params(struct gw_conn *c, enum spf_identity id,
     struct spf_params *p)
@@ -65,6 +84,7 @@ inbound_helo_spf_done(const struct spf *spf, void *arg)
 
 	c->spfq = NULL;
 	c->helo_spf = spf_result(spf);
+	inbound_spf_count(c, "helo", c->helo_spf);
 	log_info("session=%s client=%s helo=%s spf_helo=%s reason=%s",
 	    smtp_session_id(c->s), c->ip, log_safe(smtp_session_helo(c->s)),
 	    spf_result_name(c->helo_spf), log_safe(spf_reason(spf)));
@@ -85,6 +105,7 @@ inbound_helo(struct smtp_session *s, const char *helo, void *arg)
 	}
 	inbound_spf_params(c, SPF_ID_HELO, &p);
 	p.helo = helo;
+	c->spf_t0 = metrics_now();
 	c->spfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
 	    cfg->spf_budget * 1000, inbound_helo_spf_done, c);
 	if (c->spfq == NULL)
@@ -104,6 +125,7 @@ inbound_mail_spf_done(const struct spf *spf, void *arg)
 
 	c->spfq = NULL;
 	c->mail_spf = r;
+	inbound_spf_count(c, "mailfrom", r);
 	free(c->spf_header);
 	c->spf_header = NULL;
 	if (spf_received_header(spf, cfg->hostname, hdr, sizeof(hdr)) == 0)
@@ -113,11 +135,13 @@ inbound_mail_spf_done(const struct spf *spf, void *arg)
 	    spf_result_name(r), log_safe(spf_domain(spf)),
 	    log_safe(spf_reason(spf)));
 	if (r == SPF_FAIL && cfg->spf_reject_fail) {
+		inbound_count("rejected", "spf");
 		smtp_session_reply(c->s, 550, "5.7.23 SPF validation failed: %s",
 		    spf_explanation(spf));
 		return;
 	}
 	if (r == SPF_TEMPERROR && cfg->spf_defer_temperror) {
+		inbound_count("deferred", "spf");
 		smtp_session_reply(c->s, 451, "4.4.3 SPF check failed temporarily, "
 		    "try again later");
 		return;
@@ -145,6 +169,7 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 		log_info("session=%s client=%s user=%s from=<%s> refused: not "
 		    "one of the user's domains", smtp_session_id(s), c->ip,
 		    log_safe(smtp_session_auth_user(s)), log_safe(a->path));
+		inbound_count("rejected", "auth");
 		smtp_session_reply(s, 553, "5.7.1 <%s>: Sender address not "
 		    "owned by user %s", a->path, smtp_session_auth_user(s));
 		return;
@@ -155,6 +180,7 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 		log_warning("session=%s client=%s from=<%s> refused: spool file "
 		    "system below [limits] min_free_space", smtp_session_id(s),
 		    c->ip, log_safe(a->path));
+		inbound_count("deferred", "storage");
 		smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
 		return;
 	}
@@ -166,6 +192,7 @@ inbound_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 	}
 	inbound_spf_params(c, SPF_ID_MAILFROM, &p);
 	p.sender = a->path;	/* not yet the session's: MAIL is pending */
+	c->spf_t0 = metrics_now();
 	c->spfq = spf_query_start(c->gw->base, c->gw->resolver, &p,
 	    cfg->spf_budget * 1000, inbound_mail_spf_done, c);
 	if (c->spfq == NULL)
@@ -193,6 +220,7 @@ inbound_rcpt(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 	log_info("session=%s client=%s from=<%s> to=<%s> relay refused",
 	    smtp_session_id(s), c->ip, log_safe(smtp_session_sender(s)),
 	    log_safe(a->path));
+	inbound_count("rejected", "relay");
 	smtp_session_reply(s, 550, "5.7.1 <%s>: Relay access denied", a->path);
 }
 
@@ -261,6 +289,7 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	struct buf b = { 0 };
 
 	if ((c->msg = spool_msg_new(c->gw->spool, c->id)) == NULL) {
+		inbound_count("deferred", "storage");
 		if (errno == ENOSPC || errno == EDQUOT)
 			smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
 		else
@@ -271,6 +300,7 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	if (outbound_data_start(c) == -1) {
 		spool_msg_abort(c->msg);
 		c->msg = NULL;
+		inbound_count("deferred", "other");
 		smtp_session_reply(s, 451, "4.3.0 Local error: out of memory");
 		return;
 	}
@@ -286,6 +316,7 @@ inbound_data_start(struct smtp_session *s, void *arg)
 		buf_free(&b);
 		spool_msg_abort(c->msg);
 		c->msg = NULL;
+		inbound_count("deferred", "storage");
 		smtp_session_reply(s, 451, "4.3.0 Local error: cannot store the message");
 		return;
 	}
@@ -296,6 +327,7 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	if (c->hdr == NULL) {
 		spool_msg_abort(c->msg);
 		c->msg = NULL;
+		inbound_count("deferred", "other");
 		smtp_session_reply(s, 451, "4.3.0 Local error: out of memory");
 		return;
 	}
@@ -414,6 +446,22 @@ inbound_dkim_busy(const struct gw_conn *c)
 
 static void inbound_dkim_ask(struct gw_conn *c);
 
+/* DKIM settled at end of data: one result per signature ("none" for a
+ * message without any), and how long the end of data waited for them. */
+static void
+inbound_dkim_count(struct gw_conn *c)
+{
+	size_t i, n = dkim_verify_count(c->dkim);
+
+	metrics_observe("mxgate_check_duration_seconds",
+	    metrics_now() - c->dkim_t0, "check", "dkim");
+	if (n == 0)
+		metrics_inc("mxgate_dkim_results_total", "result", "none");
+	for (i = 0; i < n; i++)
+		metrics_inc("mxgate_dkim_results_total", "result",
+		    dkim_result_name(dkim_verify_result(c->dkim, i)->result));
+}
+
 static void
 inbound_dkim_answer(const struct dns_answer *a, void *arg)
 {
@@ -425,6 +473,7 @@ inbound_dkim_answer(const struct dns_answer *a, void *arg)
 	inbound_dkim_ask(c);
 	if (c->data_ended && !inbound_dkim_busy(c)) {
 		c->data_ended = 0;
+		inbound_dkim_count(c);
 		inbound_dmarc_start(c);
 	}
 }
@@ -660,6 +709,8 @@ inbound_committed(int rc, int err, const char *id, void *arg)
 		scheduler_add(p->gw->sched, id, 0);
 	log_info("%s status=%s", p->summary, rc == -1 ? "tempfail" :
 	    p->held ? "held" : "queued");
+	inbound_count(rc == -1 ? "deferred" : "accepted", rc == -1 ? "storage" :
+	    p->held ? "held" : "ok");
 	if (c == NULL) {
 		if (rc == 0)
 			log_info("id=%s committed after its session ended: "
@@ -686,20 +737,23 @@ inbound_data_end(struct smtp_session *s, void *arg)
 	if (inbound_hdr_finish(c) == -1)
 		c->hdr_err = 1;
 	if (c->dkim) {
+		c->dkim_t0 = metrics_now();
 		dkim_verify_end(c->dkim);
 		inbound_dkim_ask(c);
 		if (inbound_dkim_busy(c)) {
 			c->data_ended = 1;	/* inbound_dkim_answer goes on */
 			return;
 		}
+		inbound_dkim_count(c);
 	}
 	inbound_dmarc_start(c);
 }
 
-/* A reject or defer verdict: the content is dropped, nothing was ours. */
+/* A reject or defer verdict: the content is dropped, nothing was ours.
+ * reason: what decided, for mxgate_messages_total. */
 static void
 inbound_refuse(struct gw_conn *c, struct envelope *env, const char *dkim,
-    const struct gw_outcome *o)
+    const struct gw_outcome *o, const char *reason)
 {
 	const struct verdict *v = o->verdict;
 	size_t i;
@@ -712,6 +766,8 @@ inbound_refuse(struct gw_conn *c, struct envelope *env, const char *dkim,
 	envelope_set(&env->sender, smtp_session_sender(c->s));
 	inbound_log_summary(c, env, dkim, o, v->action == VERDICT_REJECT ?
 	    "rejected" : "deferred");
+	inbound_count(v->action == VERDICT_REJECT ? "rejected" : "deferred",
+	    reason);
 	smtp_session_reply(c->s, v->code, "%s %s", v->enhanced, v->text);
 }
 
@@ -744,7 +800,10 @@ inbound_commit(struct gw_conn *c, const struct gw_outcome *o)
 	    inbound_dmarc_stamps(c, o, &pre) == -1)
 		goto fail_m;
 	if (v && (v->action == VERDICT_REJECT || v->action == VERDICT_DEFER)) {
-		inbound_refuse(c, &env, dk.data ? dk.data : "-", o);
+		/* from DMARC, the sending user's From (outbound.c), or a
+		 * mail loop (inbound_dmarc.c) */
+		inbound_refuse(c, &env, dk.data ? dk.data : "-", o,
+		    v == &ov ? "auth" : o->dmarc ? "dmarc" : "loop");
 		goto done;
 	}
 	c->msg = NULL;
@@ -801,6 +860,7 @@ fail:
 	if (m)
 		spool_msg_abort(m);
 	inbound_log_summary(c, &env, "-", o, "tempfail");
+	inbound_count("deferred", "storage");
 	if (err == ENOSPC || err == EDQUOT)
 		smtp_session_reply(s, 452, "4.3.1 Insufficient system storage");
 	else

@@ -18,6 +18,7 @@
 
 #include "gateway/gateway.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 
 static void
 listener_refuse(int fd, const char *ip, const char *why)
@@ -62,10 +63,14 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	if (gw->nconns >= (size_t)gw->cfg->max_conn) {
+		metrics_inc("mxgate_connections_refused_total", "reason",
+		    "limit_total");
 		listener_refuse(fd, ip, "connections");
 		return;
 	}
 	if (listener_count_ip(gw, ip) >= (size_t)gw->cfg->max_conn_per_ip) {
+		metrics_inc("mxgate_connections_refused_total", "reason",
+		    "limit_per_ip");
 		listener_refuse(fd, ip, "connections_per_ip");
 		return;
 	}
@@ -92,6 +97,7 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		gw->conns->prev = c;
 	gw->conns = c;
 	gw->nconns++;
+	metrics_inc("mxgate_connections_total");
 }
 
 static void

@@ -20,6 +20,8 @@ usage(FILE *f)
 	    "       mxgate check message --ip IP --sender ADDRESS --helo NAME [--dns HOST:PORT] [FILE]\n"
 	    "       mxgate dkim sign --domain D --selector S --key FILE [--algorithm A] [FILE]\n"
 	    "       mxgate dkim keygen --domain D --selector S --type rsa|ed25519 [--bits N] --out FILE\n"
+	    "       mxgate dns records DOMAIN [-c FILE]\n"
+	    "       mxgate dns check DOMAIN [-c FILE] [--dns HOST:PORT]\n"
 	    "       mxgate quarantine [-c FILE] list | show ID | release ID | delete ID\n"
 	    "       mxgate queue [-c FILE] list [--json] | show ID [--body] | flush [ID] |\n"
 	    "                    delete ID | hold ID | release ID | stats [--json]\n"
@@ -70,6 +72,8 @@ main(int argc, char **argv)
 		return check_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "dkim") == 0) {
 		return dkimcmd_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "dns") == 0) {
+		return dnscmd_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "quarantine") == 0) {
 		return quarantine_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "queue") == 0) {

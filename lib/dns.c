@@ -27,6 +27,7 @@
 
 #include "lib/dns_cache.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 
 #define DNS_NAME_MAX		253	/* RFC 1035 2.3.4, without the root dot */
 #define DNS_LABEL_MAX		63
@@ -605,6 +606,9 @@ dns_on_ares(void *arg, int status, int timeouts, unsigned char *abuf,
 	a.name = q->name;
 	a.type = q->type;
 	ttl = dns_classify(r, &a, status, abuf, alen);
+	/* every answer from the servers, also for a query cancelled since */
+	metrics_inc("mxgate_dns_queries_total", "type", dns_type_name(q->type),
+	    "outcome", dns_status_name(a.status));
 	if (ttl > 0 && r->cache != NULL &&
 	    dns_cache_put(r->cache, q->key, &a, ttl, dns_now_ms()) == -1)
 		log_warning("dns: cannot cache name=%s: out of memory",
@@ -690,16 +694,22 @@ dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
 	}
 	if ((q->key = dns_name_key(name)) == NULL) {
 		log_debug("dns: refused name=%s", log_safe(name));
+		metrics_inc("mxgate_dns_queries_total", "type",
+		    dns_type_name(type), "outcome", "error");
 		dns_deliver_later(q, NULL, DNS_ERROR);
 		return q;
 	}
 	if (type != DNS_T_A && type != DNS_T_AAAA && type != DNS_T_MX &&
 	    type != DNS_T_TXT && type != DNS_T_PTR) {
+		metrics_inc("mxgate_dns_queries_total", "type",
+		    dns_type_name(type), "outcome", "error");
 		dns_deliver_later(q, NULL, DNS_ERROR);
 		return q;
 	}
 	if (r->cache != NULL && (hit = dns_cache_get(r->cache, q->key, type,
 	    name, dns_now_ms())) != NULL) {
+		metrics_inc("mxgate_dns_cache_hits_total", "type",
+		    dns_type_name(type));
 		q->ready = hit;
 		event_active(q->ready_ev, EV_TIMEOUT, 0);
 		return q;

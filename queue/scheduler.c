@@ -11,6 +11,7 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "queue/dsn.h"
 #include "smtp/path.h"
 
@@ -377,6 +378,13 @@ sched_done_cb(struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpt; i++)
 		if (sched_new_failure(e, i))
 			failed++;
+	/* each recipient this attempt was for (pending before it) */
+	for (i = 0; i < env->nrcpt; i++)
+		if (e->prev_state != NULL && e->prev_state[i] == ENV_PENDING)
+			metrics_inc("mxgate_delivery_attempts_total", "outcome",
+			    env->rcpts[i].state == ENV_DELIVERED ? "delivered" :
+			    env->rcpts[i].state == ENV_FAILED ? "failed" :
+			    "deferred");
 	if (s->p.on_settled)
 		for (i = 0; i < env->nrcpt; i++)
 			if (sched_new_failure(e, i) ||

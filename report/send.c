@@ -608,7 +608,7 @@ dest_cached(struct run *r, const char *domain, struct report_rua *u,
 		dm = &r->memo[i];
 		if (strcmp(dm->domain, domain) == 0 &&
 		    strcmp(dm->uri, u->uri) == 0) {
-			snprintf(why, whylen, "%s", dm->why);
+			snprintf(why, whylen, "%.511s", dm->why);
 			if (dm->dc == DEST_OK)
 				*u = dm->out;
 			return dm->dc;
@@ -616,15 +616,15 @@ dest_cached(struct run *r, const char *domain, struct report_rua *u,
 	}
 	dm = r->nmemo < REPORT_MEMO ? &r->memo[r->nmemo++] : NULL;
 	if (dm) {
-		snprintf(dm->domain, sizeof(dm->domain), "%s", domain);
-		snprintf(dm->uri, sizeof(dm->uri), "%s", u->uri);
+		snprintf(dm->domain, sizeof(dm->domain), "%.255s", domain);
+		snprintf(dm->uri, sizeof(dm->uri), "%.511s", u->uri);
 	}
 	why[0] = '\0';
 	i = dest_verify(r->c, r->base, r->res, domain, u, why, whylen);
 	if (dm) {
 		dm->dc = (enum dest_check)i;
 		dm->out = *u;
-		snprintf(dm->why, sizeof(dm->why), "%s", why);
+		snprintf(dm->why, sizeof(dm->why), "%.511s", why);
 	}
 	return (enum dest_check)i;
 }

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/path.h"
 #include "smtp/tls.h"
 
@@ -38,6 +39,9 @@
 #define CLIENT_CHUNK	(64 * 1024)	/* one pread() */
 #define CLIENT_LOWAT	(64 * 1024)	/* refill when output drains below */
 #define CLIENT_HIWAT	(256 * 1024)	/* stop refilling above */
+
+/* TLS versions as metric labels; anything else is "other" */
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 
 enum client_state {
 	CLIENT_CONNECT, CLIENT_GREETING, CLIENT_EHLO, CLIENT_HELO,
@@ -938,6 +942,8 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		tls_describe(c->ssl, c->tls_info, sizeof(c->tls_info));
 		snprintf(c->tls_version, sizeof(c->tls_version), "%s",
 		    tls_version(c->ssl));
+		metrics_inc("mxgate_tls_handshakes_total", "direction", "out",
+		    "version", metrics_vocab(c->tls_version, tls_versions));
 		/* Names were set only when there was one to check. */
 		c->tls_verified = c->servername != NULL &&
 		    *c->servername != '\0' &&

@@ -18,10 +18,14 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/command.h"
 #include "smtp/datastream.h"
 #include "smtp/sasl.h"
 #include "smtp/tls.h"
+
+/* TLS versions as metric labels; anything else is "other" */
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 
 static const char *const smtp_state_names[] = {
 	"connected", "greeted", "ready", "mail", "rcpt", "data", "bdat",
@@ -436,7 +440,10 @@ session_content_end(struct smtp_session *s)
 	const char *why;
 
 	session_flush_chunk(s);
+	/* mxgate_messages_total (a refusal by the hooks is theirs to count) */
 	if (s->oversize) {
+		metrics_inc("mxgate_messages_total", "outcome", "rejected",
+		    "reason", "size");
 		smtp_session_reply_now(s, 552, "5.3.4 Message size exceeds fixed "
 		    "maximum message size (%zu)", s->cfg->max_size);
 	} else if (s->content_refused) {
@@ -448,8 +455,12 @@ session_content_end(struct smtp_session *s)
 	} else if ((why = smtp_data_refusal(s->data.flags)) != NULL) {
 		log_info("session=%s client=%s message refused: %s", s->id,
 		    s->client_ip, why);
+		metrics_inc("mxgate_messages_total", "outcome", "rejected",
+		    "reason", "content");
 		smtp_session_reply_now(s, 554, "5.6.0 Message refused: %s", why);
 	} else if (s->local_error) {
+		metrics_inc("mxgate_messages_total", "outcome", "deferred",
+		    "reason", "storage");
 		smtp_session_reply_now(s, 451, "4.3.0 Local error while storing the message");
 	} else {
 		smtp_session_wait(s, P_DATA_END);
@@ -796,6 +807,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		s->tls = 1;
 		tls_describe(bufferevent_openssl_get_ssl(s->bev), tls, sizeof(tls));
+		metrics_inc("mxgate_tls_handshakes_total", "direction", "in",
+		    "version", metrics_vocab(tls_version(
+		    bufferevent_openssl_get_ssl(s->bev)), tls_versions));
 		if (s->greeting_due) {
 			/* RFC 8314 3.3: implicit TLS is up; now the greeting. */
 			log_info("session=%s client=%s tls %s", s->id,

@@ -14,6 +14,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/command.h"
 #include "smtp/sasl.h"
 #include "smtp/session_int.h"
@@ -77,6 +78,8 @@ session_check_mail_params(struct smtp_session *s)
 				return -1;
 			}
 			if (v > s->cfg->max_size) {
+				metrics_inc("mxgate_messages_total", "outcome",
+				    "rejected", "reason", "size");
 				smtp_session_reply_now(s, 552, "5.3.4 Message size exceeds "
 				    "fixed maximum message size (%zu)", s->cfg->max_size);
 				return -1;
