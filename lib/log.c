@@ -137,17 +137,18 @@ hexv(int c)
 	return -1;
 }
 
-/* A value at s: quoted ("..." with \" \\ \xNN, as log_safe writes) or
- * bare up to a space. Decoded into val[*vlen]; returns the octets read. */
+/* A value at s, as log_safe and the format strings around it write one:
+ * bare up to a space, where a "..." section (log_safe's quoting, maybe
+ * inside other text as in from=<"a b"@c>) runs to its closing quote with
+ * \" \\ \xNN escapes; \xNN is undone outside quotes too. Decoded into
+ * val[*vlen]; returns the octets read. */
 static size_t
 jvalue(const char *s, char *val, size_t vmax, size_t *vlen)
 {
 	size_t i = 0, o = 0;
-	int q = s[0] == '"';
+	int q = 0;
 
-	if (q)
-		i++;
-	while (s[i] && (q ? s[i] != '"' : s[i] != ' ')) {
+	while (s[i] && (q || s[i] != ' ')) {
 		char c = s[i];
 
 		if (c == '\\' && s[i + 1] == 'x' && hexv(s[i + 2]) >= 0 &&
@@ -157,26 +158,51 @@ jvalue(const char *s, char *val, size_t vmax, size_t *vlen)
 		} else if (c == '\\' && (s[i + 1] == '"' || s[i + 1] == '\\')) {
 			c = s[i + 1];
 			i += 2;
+		} else if (c == '"') {
+			q = !q;		/* a quoted section opens or closes */
+			i++;
+			continue;
 		} else
 			i++;
 		if (o < vmax)
 			val[o++] = c;
 	}
-	if (q && s[i] == '"')
-		i++;
 	*vlen = o;
 	return i;
+}
+
+/* ",key":value (or without the comma first) into o, all or nothing. */
+static void
+jmember(struct jout *o, const char *k, size_t kl, const char *v, size_t vl)
+{
+	char mb[LOG_JSON_MAX * 2 + 16];
+	struct jout m = { mb, sizeof(mb), 0, 0 };
+
+	if (o->len > 1)
+		jput(&m, ",", 1);
+	jstr(&m, k, kl);
+	jput(&m, ":", 1);
+	jstr(&m, v, vl);
+	if (!m.full)
+		jput(o, mb, m.len);
 }
 
 void
 log_json_fields(const char *line, char *out, size_t n)
 {
+	/* the caller's members, and "msg" (the words of the line) */
+	static const char *const reserved[] = { "time", "level", "ident",
+	    "pid", "msg" };
 	struct jout o = { out, n, 0, 0 };
 	char msg[LOG_JSON_MAX], val[LOG_JSON_MAX];
 	const char *keys[64];
 	size_t klen[64], nk = 0, ml = 0, i, vl, used;
 	const char *p = line;
 
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		keys[nk] = reserved[i];
+		klen[nk++] = strlen(reserved[i]);
+	}
 	jput(&o, "{", 1);
 	while (*p) {
 		const char *w = p, *eq;
@@ -197,14 +223,11 @@ log_json_fields(const char *line, char *out, size_t n)
 			for (i = 0; i < nk; i++)
 				if (klen[i] == kl && memcmp(keys[i], w, kl) == 0)
 					dup = 1;
-			if (!dup && nk < 64 && !(kl == 3 && memcmp(w, "msg", 3) == 0)) {
+			/* a key seen before (or reserved) keeps its value */
+			if (!dup && nk < 64) {
 				keys[nk] = w;
 				klen[nk++] = kl;
-				if (o.len > 1)
-					jput(&o, ",", 1);
-				jstr(&o, w, kl);
-				jput(&o, ":", 1);
-				jstr(&o, val, vl);
+				jmember(&o, w, kl, val, vl);
 			}
 			p = eq + 1 + used;
 			continue;
@@ -217,12 +240,8 @@ log_json_fields(const char *line, char *out, size_t n)
 		for (; w < p && ml < sizeof(msg); w++)
 			msg[ml++] = *w;
 	}
-	if (ml > 0) {
-		if (o.len > 1)
-			jput(&o, ",", 1);
-		jput(&o, "\"msg\":", 6);
-		jstr(&o, msg, ml);
-	}
+	if (ml > 0)
+		jmember(&o, "msg", 3, msg, ml);
 	out[o.len++] = '}';
 	out[o.len] = '\0';
 }
@@ -260,8 +279,10 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		log_json_fields(line, js, sizeof(js));
 		/* js is "{...}": time, level, ident and pid go first */
 		if (log_syslog) {
-			syslog(prio[level], "{\"level\":\"%s\"%s%s", log_names[level],
-			    js[1] == '}' ? "" : ",", js + 1);
+			/* syslog stamps the time itself */
+			syslog(prio[level], "{\"level\":\"%s\",\"ident\":\"%s\","
+			    "\"pid\":%ld%s%s", log_names[level], log_ident,
+			    (long)getpid(), js[1] == '}' ? "" : ",", js + 1);
 			return;
 		}
 		fprintf(stderr, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","

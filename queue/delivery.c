@@ -470,8 +470,10 @@ job_record(struct delivery_job *j, size_t gi, int code, const char *text,
 	    relay ? " said: " : "", text);
 	envelope_set_last(r, last);
 	j->done[j->group[gi]] = 1;
-	log_info("id=%s to=<%s> relay=%s status=%s delay=%llds attempt=%d "
-	    "tls=%s verified=%s reply=%s", j->env->id, log_safe(r->addr),
+	log_info("session=%s id=%s to=<%s> relay=%s status=%s delay=%llds "
+	    "attempt=%d tls=%s verified=%s reply=%s",
+	    j->env->session ? log_safe(j->env->session) : "-", j->env->id,
+	    log_safe(r->addr),
 	    relay ? log_safe(relay) : "none", status,
 	    (long long)(time(NULL) - j->env->arrival), j->env->attempts + 1,
 	    c ? smtp_client_tls_version(c) : "none",

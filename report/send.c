@@ -237,9 +237,12 @@ verify_record(const char *txt, char **rua_r)
 	const char *p = txt, *semi, *eq;
 
 	*rua_r = NULL;
+	if (strlen(txt) > 4096)		/* DMARC_RECORD_MAX: not a record */
+		return 0;
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (strncmp(p, "v", 1) != 0)
+	/* RFC 7489 6.4 ABNF: the tag name "v" in any case, "DMARC1" exact */
+	if (*p != 'v' && *p != 'V')
 		return 0;
 	p++;
 	while (*p == ' ' || *p == '\t')

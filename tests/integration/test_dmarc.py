@@ -236,7 +236,7 @@ class Gateway:
     def summary(self, qid=None):
         """The summary log line (status=), of qid or the last one."""
         lines = [l for l in self.d.log().splitlines()
-                 if "session=" in l and "status=" in l
+                 if "session=" in l and "status=" in l and " relay=" not in l
                  and (qid is None or qid in l)]
         assert lines, "no summary line%s in the log" % (" for " + qid if qid else "")
         return lines[-1]

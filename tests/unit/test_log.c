@@ -140,7 +140,7 @@ json_truncated_stays_valid(void **state)
 	line[i] = '\0';
 	fields(line, out, sizeof(out));
 	assert_true(strlen(out) < sizeof(out));
-	/* 70 fields: only the first 64 distinct keys are kept; all valid */
+	/* 70 fields: 59 keys are kept (64 less the 5 reserved); all valid */
 	{
 		char big[8192], o2[8192];
 		size_t n = 0;
@@ -149,9 +149,50 @@ json_truncated_stays_valid(void **state)
 		for (k = 0; k < 70; k++)
 			n += (size_t)snprintf(big + n, sizeof(big) - n, "k%d=v ", k);
 		fields(big, o2, sizeof(o2));
-		assert_non_null(strstr(o2, "\"k63\""));
-		assert_null(strstr(o2, "\"k64\""));
+		assert_non_null(strstr(o2, "\"k58\""));
+		assert_null(strstr(o2, "\"k59\""));
 	}
+}
+
+/* Values that fill the buffer mid-member: the member is left out whole,
+ * never cut into invalid JSON. Each invalid octet becomes 6 octets. */
+static void
+json_full_buffer_stays_valid(void **state)
+{
+	char line[4096], out[8192], v[300];
+	size_t n = 0;
+	int k;
+
+	(void)state;
+	memset(v, 0xff, 256);
+	v[256] = '\0';
+	for (k = 0; k < 8; k++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "k%d=%s ", k,
+		    log_safe(v));
+	/* each member is 1545 octets: five fit in 8192, the sixth not */
+	fields(line, out, sizeof(out));
+	assert_non_null(strstr(out, "\"k4\""));
+	assert_null(strstr(out, "\"k5\""));
+	assert_null(strstr(out, "\"k7\""));
+}
+
+/* A value that log_safe quoted inside other text (from=<"a b"@c>) stays
+ * one value: a client cannot add or replace fields. */
+static void
+json_no_field_injection(void **state)
+{
+	char out[1024], line[512];
+
+	(void)state;
+	snprintf(line, sizeof(line), "session=1 from=<%s@sender.test> "
+	    "status=rejected", log_safe("\"x status=queued level=error y\""));
+	fields(line, out, sizeof(out));
+	assert_string_equal(out, "{\"session\":\"1\",\"from\":\"<\\\"x "
+	    "status=queued level=error y\\\"@sender.test>\",\"status\":"
+	    "\"rejected\"}");
+	/* the caller's members cannot be supplied by a line */
+	fields("time=1 level=fatal ident=x pid=0 a=1", out, sizeof(out));
+	assert_string_equal(out, "{\"a\":\"1\"}");
 }
 
 int
@@ -162,6 +203,8 @@ main(void)
 		cmocka_unit_test(json_quoting_undone),
 		cmocka_unit_test(json_duplicates_and_msg_key),
 		cmocka_unit_test(json_truncated_stays_valid),
+		cmocka_unit_test(json_full_buffer_stays_valid),
+		cmocka_unit_test(json_no_field_injection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
