@@ -103,6 +103,7 @@ LIB_SRCS = \
 	gateway/queuecmd.c \
 	gateway/reportcmd.c \
 	gateway/dnscmd.c \
+	gateway/dnscmd_spf.c \
 	gateway/metrics_http.c
 
 MAIN_SRCS = gateway/main.c

@@ -87,4 +87,52 @@ int spf_received_header(const struct spf *s, const char *receiver,
  * or -1 on a syntax error (permerror). */
 int spf_expand(struct spf *s, const char *src, int exp, char *out, size_t n);
 
+/*
+ * Records, for tools that judge what a domain publishes (`mxgate dns
+ * check`): one record parsed, then its mechanisms read in order. No I/O;
+ * nothing is expanded. The strings handed out belong to the record.
+ */
+struct spf_record;
+
+enum spf_term_kind {
+	SPF_TERM_ALL,
+	SPF_TERM_INCLUDE,
+	SPF_TERM_A,
+	SPF_TERM_MX,
+	SPF_TERM_PTR,
+	SPF_TERM_IP4,
+	SPF_TERM_IP6,
+	SPF_TERM_EXISTS,
+};
+
+struct spf_term_info {
+	enum spf_term_kind kind;
+	char qual;		/* '+' '-' '~' '?' ('+' when none written) */
+	const char *text;	/* the term as written, NUL-terminated */
+	const char *spec;	/* its domain-spec (not NUL-terminated), or
+				 * NULL: the current domain (a, mx, ptr) or
+				 * none (all, ip4, ip6) */
+	size_t speclen;
+	int macro;		/* spec holds a macro (RFC 7208 7): what it
+				 * names is known only when checking a sender */
+};
+
+/* RFC 7208 4.5: "v=spf1" (any case) then a space or the end. */
+int spf_record_is_spf(const char *text, size_t len);
+/*
+ * Parses the text of one SPF record (len octets, may hold NULs): 0 and
+ * *r set (spf_record_free), or -1 with *err_r a static description (a
+ * syntax error is a permerror; also "out of memory").
+ */
+int spf_record_parse(const char *text, size_t len, struct spf_record **r,
+    const char **err_r);
+void spf_record_free(struct spf_record *r);
+/* The number of mechanisms in r (modifiers are not terms here). */
+size_t spf_record_nterms(const struct spf_record *r);
+/* Mechanism i of r into *t_r: 0, or -1 when there is no such term. */
+int spf_record_term(const struct spf_record *r, size_t i,
+    struct spf_term_info *t_r);
+/* The domain-spec of redirect= (NUL-terminated), or NULL. */
+const char *spf_record_redirect(const struct spf_record *r);
+
 #endif

@@ -47,17 +47,7 @@ struct spf_record {
 	char *text;		/* owns every string above */
 };
 
-/*
- * Parses the text of one SPF record (starting "v=spf1", len octets, may
- * hold NULs). 0 and *r set, or -1 with *err_r a static description (a
- * syntax error: permerror). Allocation failure is -1 with "out of memory".
- */
-int spf_record_parse(const char *text, size_t len, struct spf_record **r,
-    const char **err_r);
-void spf_record_free(struct spf_record *r);
-
-/* RFC 7208 4.5: "v=spf1" (any case) then a space or the end. */
-int spf_record_is_spf(const char *text, size_t len);
+/* spf_record_parse, spf_record_free, spf_record_is_spf: auth/spf.h. */
 
 /* RFC 7208 7.1 domain-spec syntax: 0 good, -1 bad. */
 int spf_domain_spec_ok(const char *s, size_t len);

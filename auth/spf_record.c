@@ -417,3 +417,46 @@ spf_record_free(struct spf_record *r)
 	free(r->text);
 	free(r);
 }
+
+size_t
+spf_record_nterms(const struct spf_record *r)
+{
+	return r->nterms;
+}
+
+int
+spf_record_term(const struct spf_record *r, size_t i,
+    struct spf_term_info *t_r)
+{
+	static const enum spf_term_kind kinds[] = {
+		[SPF_M_ALL] = SPF_TERM_ALL,
+		[SPF_M_INCLUDE] = SPF_TERM_INCLUDE,
+		[SPF_M_A] = SPF_TERM_A,
+		[SPF_M_MX] = SPF_TERM_MX,
+		[SPF_M_PTR] = SPF_TERM_PTR,
+		[SPF_M_IP4] = SPF_TERM_IP4,
+		[SPF_M_IP6] = SPF_TERM_IP6,
+		[SPF_M_EXISTS] = SPF_TERM_EXISTS,
+	};
+	const struct spf_term *t;
+
+	if (i >= r->nterms)
+		return -1;
+	t = &r->terms[i];
+	memset(t_r, 0, sizeof(*t_r));
+	t_r->kind = kinds[t->mech];
+	t_r->qual = t->qual;
+	t_r->text = t->text;
+	t_r->spec = t->spec;
+	t_r->speclen = t->spec != NULL ? t->speclen : 0;
+	/* RFC 7208 7.1: every macro, "%%" "%_" "%-" too, starts with % */
+	t_r->macro = t->spec != NULL &&
+	    memchr(t->spec, '%', t->speclen) != NULL;
+	return 0;
+}
+
+const char *
+spf_record_redirect(const struct spf_record *r)
+{
+	return r->redirect;
+}

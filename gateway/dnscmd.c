@@ -12,7 +12,11 @@
  * "warning: ...", "error: ..."), MX, SPF, DKIM and DMARC in that order,
  * then "N errors, N warnings". A DNS failure (timeout, SERVFAIL, a broken
  * answer) is an error naming the query, never taken for an absent record.
- * Questions are asked one at a time: a person waits, not a queue.
+ * Questions are asked one at a time: a person waits, not a queue. The
+ * findings agree with what mxgate itself does: DMARC policy discovery by
+ * auth/dmarc (a subdomain without a record is judged by the record that
+ * applies to it), the RFC 9990 4 authorisation as report/send.c reads
+ * it, DKIM keys read as the verifier reads them; SPF is in dnscmd_spf.c.
  *
  * Exit status: 0 no errors, 1 errors (or the command could not run),
  * 2 usage.
@@ -25,50 +29,22 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "auth/dkim.h"
 #include "auth/dmarc.h"
 #include "auth/orgdomain.h"
-#include "auth/spf_int.h"
+#include "gateway/dnscmd_int.h"
 #include "gateway/gateway.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
 #include "report/send.h"
 
 #define DNSCMD_CONFIG		"/etc/mxgate/mxgate.ini"
-#define DNSCMD_SPF_LOOKUPS	10	/* RFC 7208 4.6.4 */
-#define DNSCMD_SPF_VOIDS	2	/* RFC 7208 4.6.4 */
-#define DNSCMD_SPF_DEPTH	10	/* include: and redirect= followed */
-#define DNSCMD_SPF_QUERIES	40	/* questions the SPF walk may ask */
-
-/* published text in a finding: at most 300 octets, "..." when cut */
-#define DNSCMD_CLIP(s)	(strlen(s) > 300 ? 300 : (int)strlen(s))
-#define DNSCMD_MORE(s)	(strlen(s) > 300 ? "..." : "")
 
 enum dnscmd_level { DNSCMD_OK, DNSCMD_WARNING, DNSCMD_ERROR };
-
-struct dnscmd {
-	struct config *cfg;
-	struct orgdomain_psl *psl;	/* NULL: org domains by equality */
-	char domain[256];		/* lower case, A-labels, no final dot */
-	int accepted;			/* in [domains] accept */
-	const struct config_signer *signer;
-	/* check */
-	struct event_base *base;
-	struct dns_resolver *res;
-	unsigned errors, warnings;
-	/* the SPF walk */
-	unsigned lookups;		/* DNS-querying terms */
-	unsigned voids;			/* NXDOMAIN / no-record answers */
-	unsigned queries;		/* asked by the walk */
-	int macros;			/* terms not followed: macros */
-	int cut;			/* stopped following: bounds */
-	int loop;			/* a record includes itself */
-	char path[DNSCMD_SPF_DEPTH + 1][256];	/* the records being walked */
-	char seen[DNSCMD_SPF_QUERIES][256];	/* every record walked */
-	size_t nseen;
-	int quiet;			/* walking one again: said already */
-};
 
 static void
 dnscmd_usage(FILE *f)
@@ -101,9 +77,7 @@ dnscmd_vsay(struct dnscmd *d, enum dnscmd_level l, const char *fmt,
 		d->warnings++;
 }
 
-static void dnscmd_ok(struct dnscmd *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
+void
 dnscmd_ok(struct dnscmd *d, const char *fmt, ...)
 {
 	va_list ap;
@@ -113,9 +87,7 @@ dnscmd_ok(struct dnscmd *d, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void dnscmd_warn(struct dnscmd *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
+void
 dnscmd_warn(struct dnscmd *d, const char *fmt, ...)
 {
 	va_list ap;
@@ -125,9 +97,7 @@ dnscmd_warn(struct dnscmd *d, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void dnscmd_err(struct dnscmd *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
+void
 dnscmd_err(struct dnscmd *d, const char *fmt, ...)
 {
 	va_list ap;
@@ -154,7 +124,7 @@ dnscmd_answered(const struct dns_answer *a, void *arg)
 }
 
 /* The answer (dns_answer_free), or NULL when memory ran out. */
-static struct dns_answer *
+struct dns_answer *
 dnscmd_ask(struct dnscmd *d, const char *name, enum dns_type type)
 {
 	struct dnscmd_wait w = { NULL, 0 };
@@ -170,14 +140,14 @@ dnscmd_ask(struct dnscmd *d, const char *name, enum dns_type type)
 }
 
 /* A failure, not an answer: nothing can be said about what is published. */
-static int
+int
 dnscmd_failed(const struct dns_answer *a)
 {
 	return a == NULL || a->status == DNS_SERVFAIL ||
 	    a->status == DNS_TIMEOUT || a->status == DNS_ERROR;
 }
 
-static const char *
+const char *
 dnscmd_why(const struct dns_answer *a)
 {
 	return a == NULL ? "out of memory" : dns_status_name(a->status);
@@ -275,301 +245,6 @@ out:
 	dns_answer_free(a);
 }
 
-/* ---- SPF ---- */
-
-/* The first term that makes the record fail on its own, into out. */
-static void
-dnscmd_spf_culprit(const char *text, char *out, size_t n)
-{
-	struct spf_record *r;
-	const char *p = text + 6, *q, *err;
-	char one[600];
-
-	*out = '\0';
-	for (; *p != '\0'; p = q) {
-		while (*p == ' ')
-			p++;
-		for (q = p; *q != '\0' && *q != ' '; q++)
-			;
-		if (q == p || (size_t)(q - p) > sizeof(one) - 8)
-			continue;
-		snprintf(one, sizeof(one), "v=spf1 %.*s", (int)(q - p), p);
-		if (spf_record_parse(one, strlen(one), &r, &err) == -1) {
-			snprintf(out, n, "'%.*s': ", (int)(q - p), p);
-			return;
-		}
-		spf_record_free(r);
-	}
-}
-
-/*
- * The SPF record at name, parsed (*r_r), or -1 with the finding said.
- * via: the term that named it ("include:x"), NULL for the domain itself.
- */
-static int
-dnscmd_spf_fetch(struct dnscmd *d, const char *name, const char *via,
-    struct spf_record **r_r)
-{
-	struct dns_answer *a;
-	const char *err, *text = NULL;
-	char where[600], culprit[600];
-	size_t i, n = 0, len = 0;
-	int ret = -1;
-
-	*r_r = NULL;
-	if (via)
-		snprintf(where, sizeof(where), "%s (%s)", name, via);
-	else
-		snprintf(where, sizeof(where), "%s", name);
-	d->queries++;
-	a = dnscmd_ask(d, name, DNS_T_TXT);
-	if (dnscmd_failed(a)) {
-		dnscmd_err(d, "SPF: TXT query for %s failed: %s",
-		    where, dnscmd_why(a));
-		goto out;
-	}
-	/* RFC 7208 4.6.4: a void lookup answers nothing or NXDOMAIN */
-	if (a->status == DNS_NXDOMAIN || a->status == DNS_NODATA)
-		d->voids++;
-	for (i = 0; i < a->n; i++) {
-		if (!spf_record_is_spf(a->rr[i].text, a->rr[i].len))
-			continue;
-		if (n++ == 0) {
-			text = a->rr[i].text;
-			len = a->rr[i].len;
-		}
-	}
-	if (n == 0) {
-		dnscmd_err(d, "SPF: no record at %s%s", where,
-		    via ? ": permerror" : "");
-		goto out;
-	}
-	if (n > 1) {
-		/* RFC 7208 4.5: more than one record is a permerror */
-		dnscmd_err(d, "SPF: %zu records at %s (permerror: "
-		    "RFC 7208 4.5 allows one)", n, where);
-		goto out;
-	}
-	if (spf_record_parse(text, len, r_r, &err) == -1) {
-		dnscmd_spf_culprit(text, culprit, sizeof(culprit));
-		dnscmd_err(d, "SPF: syntax error in the record at "
-		    "%s: %s%s (permerror)", where, culprit, err);
-		goto out;
-	}
-	if (via == NULL)
-		dnscmd_ok(d, "SPF: %.*s%s", DNSCMD_CLIP(text), text,
-		    DNSCMD_MORE(text));
-	ret = 0;
-out:
-	dns_answer_free(a);
-	return ret;
-}
-
-/* RFC 7208 4.6.4: a: and mx: targets that do not exist are void lookups. */
-static void
-dnscmd_spf_target(struct dnscmd *d, const struct spf_term *t)
-{
-	struct dns_answer *a;
-	char name[256];
-
-	if (t->spec == NULL)
-		return;		/* the current domain */
-	if (memchr(t->spec, '%', t->speclen) != NULL) {
-		d->macros = 1;
-		return;
-	}
-	if (t->speclen >= sizeof(name) || d->queries >= DNSCMD_SPF_QUERIES)
-		return;
-	memcpy(name, t->spec, t->speclen);
-	name[t->speclen] = '\0';
-	d->queries++;
-	a = dnscmd_ask(d, name, t->mech == SPF_M_MX ? DNS_T_MX : DNS_T_A);
-	if (a != NULL && a->status == DNS_NODATA && t->mech == SPF_M_A &&
-	    d->queries < DNSCMD_SPF_QUERIES) {
-		/* an IPv6-only host is no void */
-		dns_answer_free(a);
-		d->queries++;
-		a = dnscmd_ask(d, name, DNS_T_AAAA);
-	}
-	if (dnscmd_failed(a))
-		dnscmd_err(d, "SPF: %s query for %s (%s) failed: %s",
-		    t->mech == SPF_M_MX ? "MX" : "address", name, t->text,
-		    dnscmd_why(a));
-	else if (a->status == DNS_NXDOMAIN || a->status == DNS_NODATA) {
-		d->voids++;
-		dnscmd_warn(d, "SPF: %s names %s, which has no %s",
-		    t->text, name, t->mech == SPF_M_MX ? "MX record" :
-		    "address");
-	}
-	dns_answer_free(a);
-}
-
-static void dnscmd_spf_walk(struct dnscmd *d, const char *name,
-    const struct spf_record *r, int depth, char *all_r);
-
-/* Follows include: or redirect= to spec; *all_r: how that record ends. */
-static void
-dnscmd_spf_follow(struct dnscmd *d, const char *spec, size_t n,
-    const char *via, int depth, char *all_r)
-{
-	struct spf_record *r;
-	char name[256];
-	size_t i;
-	int again = 0;
-
-	*all_r = '\0';
-	if (memchr(spec, '%', n) != NULL) {
-		d->macros = 1;
-		return;
-	}
-	if (n >= sizeof(name))
-		return;
-	memcpy(name, spec, n);
-	name[n] = '\0';
-	if (n > 1 && name[n - 1] == '.')
-		name[n - 1] = '\0';
-	/* RFC 7208 4.6.4: a loop ends only at the lookup limit */
-	for (i = 0; i <= (size_t)depth; i++)
-		if (strcasecmp(d->path[i], name) == 0) {
-			dnscmd_err(d, "SPF: %s at %s loops back to %s "
-			    "(permerror)", via, d->path[depth], name);
-			d->loop = 1;
-			return;
-		}
-	if (depth >= DNSCMD_SPF_DEPTH || d->queries >= DNSCMD_SPF_QUERIES) {
-		d->cut = 1;
-		return;
-	}
-	/* a record named twice counts twice, its findings are said once */
-	for (i = 0; i < d->nseen && !again; i++)
-		again = strcasecmp(d->seen[i], name) == 0;
-	if (!again && d->nseen < DNSCMD_SPF_QUERIES)
-		snprintf(d->seen[d->nseen++], sizeof(d->seen[0]), "%s", name);
-	snprintf(d->path[depth + 1], sizeof(d->path[0]), "%s", name);
-	d->quiet += again;
-	if (dnscmd_spf_fetch(d, name, via, &r) == 0) {
-		dnscmd_spf_walk(d, name, r, depth + 1, all_r);
-		spf_record_free(r);
-	}
-	d->quiet -= again;
-}
-
-/*
- * RFC 7208 4.6.4: counts the DNS-querying terms of r (the record at
- * name) and, through include: and redirect=, of the records they name.
- * *all_r: the qualifier of the all that ends r ('\0': none), through
- * redirect= when r has no all (RFC 7208 6.1).
- */
-static void
-dnscmd_spf_walk(struct dnscmd *d, const char *name, const struct spf_record *r,
-    int depth, char *all_r)
-{
-	char sub, via[600];
-	size_t i;
-
-	*all_r = '\0';
-	for (i = 0; i < r->nterms; i++) {
-		const struct spf_term *t = &r->terms[i];
-
-		switch (t->mech) {
-		case SPF_M_ALL:
-			*all_r = t->qual;
-			if (i + 1 < r->nterms)
-				dnscmd_warn(d, "SPF: terms after %s "
-				    "at %s are never evaluated", t->text, name);
-			return;		/* nothing after all is evaluated */
-		case SPF_M_IP4:
-		case SPF_M_IP6:
-			break;
-		case SPF_M_PTR:
-			d->lookups++;
-			dnscmd_warn(d, "SPF: %s at %s: RFC 7208 5.5 says "
-			    "not to use ptr (slow, unreliable)", t->text, name);
-			break;
-		case SPF_M_A:
-		case SPF_M_MX:
-			d->lookups++;
-			dnscmd_spf_target(d, t);
-			break;
-		case SPF_M_EXISTS:
-			d->lookups++;
-			if (memchr(t->spec, '%', t->speclen) != NULL)
-				d->macros = 1;
-			break;
-		case SPF_M_INCLUDE:
-			d->lookups++;
-			dnscmd_spf_follow(d, t->spec, t->speclen, t->text,
-			    depth, &sub);
-			/* RFC 7208 5.2: include matches when its target
-			 * passes */
-			if (sub == '+')
-				dnscmd_err(d, "SPF: %s at %s passes every "
-				    "sender: its record ends in +all", t->text,
-				    name);
-			break;
-		}
-	}
-	if (r->redirect != NULL) {
-		d->lookups++;
-		snprintf(via, sizeof(via), "redirect=%s", r->redirect);
-		dnscmd_spf_follow(d, r->redirect, strlen(r->redirect), via,
-		    depth, all_r);
-	}
-}
-
-static void
-dnscmd_check_spf(struct dnscmd *d)
-{
-	struct spf_record *r;
-	char all;
-
-	if (dnscmd_spf_fetch(d, d->domain, NULL, &r) == -1)
-		return;
-	snprintf(d->path[0], sizeof(d->path[0]), "%s", d->domain);
-	dnscmd_spf_walk(d, d->domain, r, 0, &all);
-	spf_record_free(r);
-	if (d->loop)
-		;	/* said: the count has no end */
-	else if (d->lookups > DNSCMD_SPF_LOOKUPS)
-		dnscmd_err(d, "SPF: %s%u DNS-querying terms counted through "
-		    "include: and redirect=, more than the %d RFC 7208 4.6.4 "
-		    "allows (permerror)", d->cut ? "at least " : "", d->lookups,
-		    DNSCMD_SPF_LOOKUPS);
-	else if (d->cut)
-		dnscmd_warn(d, "SPF: include: and redirect= nest "
-		    "too deep to follow; %u DNS-querying terms counted so far",
-		    d->lookups);
-	else
-		dnscmd_ok(d, "SPF: %u DNS-querying terms (at most "
-		    "%d)%s", d->lookups, DNSCMD_SPF_LOOKUPS, d->macros ?
-		    ", not counting what macros expand to" : "");
-	if (d->voids > DNSCMD_SPF_VOIDS)
-		dnscmd_warn(d, "SPF: %u void lookups (NXDOMAIN or "
-		    "no records): receivers may return permerror after %d (RFC "
-		    "7208 4.6.4)", d->voids, DNSCMD_SPF_VOIDS);
-	switch (all) {
-	case '+':
-		dnscmd_err(d, "SPF: +all: every host on the "
-		    "Internet may send as %s", d->domain);
-		break;
-	case '?':
-		dnscmd_warn(d, "SPF: ?all: unlisted senders get "
-		    "neutral, as if there were no SPF");
-		break;
-	case '~':
-		dnscmd_ok(d, "SPF: ends with ~all (softfail; -all "
-		    "once every sender is listed)");
-		break;
-	case '-':
-		dnscmd_ok(d, "SPF: ends with -all");
-		break;
-	default:
-		dnscmd_warn(d, "SPF: no -all or ~all at the end: "
-		    "unlisted senders get neutral");
-		break;
-	}
-}
-
 /* ---- DKIM ---- */
 
 /*
@@ -603,22 +278,104 @@ dnscmd_tag(const char *txt, const char *name, const char **v_r, size_t *n_r)
 	return 0;
 }
 
-/* base64 with the folding white space left out (RFC 6376 3.6.1 p=) */
 static int
-dnscmd_same_b64(const char *a, size_t na, const char *b, size_t nb)
+dnscmd_fws(char c)
 {
-	size_t i = 0, j = 0;
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
-	for (;;) {
-		while (i < na && strchr(" \t\r\n", a[i]))
-			i++;
-		while (j < nb && strchr(" \t\r\n", b[j]))
-			j++;
-		if (i == na || j == nb)
-			return i == na && j == nb;
-		if (a[i++] != b[j++])
-			return 0;
+/* RFC 6376 3.6.1 p=: base64 with folding white space, decoded into a
+ * new buffer of *n_r octets; NULL when it is no base64. */
+static unsigned char *
+dnscmd_b64(const char *s, size_t n, size_t *n_r)
+{
+	unsigned char *t, *out = NULL;
+	size_t i, m = 0, pad = 0;
+	int len;
+
+	if (n > 65536 || (t = malloc(n + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!dnscmd_fws(s[i]))
+			t[m++] = (unsigned char)s[i];
+	if (m == 0 || m % 4 != 0)
+		goto out;
+	while (pad < 2 && t[m - 1 - pad] == '=')
+		pad++;
+	if ((out = malloc(m / 4 * 3)) == NULL)
+		goto out;
+	if ((len = EVP_DecodeBlock(out, t, (int)m)) < 0 ||
+	    (size_t)len < pad) {
+		free(out);
+		out = NULL;
+		goto out;
 	}
+	*n_r = (size_t)len - pad;
+out:
+	free(t);
+	return out;
+}
+
+/*
+ * The public key p= stands for, read as verifiers read it (auth/dkim.c):
+ * rsa, a SubjectPublicKeyInfo or else a bare PKCS#1 RSAPublicKey (both
+ * are published); ed25519, the raw 32 octets (RFC 8463 4.2). NULL when
+ * it is none of those.
+ */
+static EVP_PKEY *
+dnscmd_pkey(const char *p, size_t n, int ed25519)
+{
+	const unsigned char *dp;
+	unsigned char *der;
+	EVP_PKEY *k = NULL;
+	size_t len;
+
+	if ((der = dnscmd_b64(p, n, &len)) == NULL)
+		return NULL;
+	if (ed25519) {
+		if (len == 32)
+			k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519,
+			    NULL, der, len);
+	} else {
+		dp = der;
+		k = d2i_PUBKEY(NULL, &dp, (long)len);
+		if (k != NULL && (dp != der + len ||
+		    EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA)) {
+			EVP_PKEY_free(k);
+			k = NULL;
+		}
+		if (k == NULL) {
+			dp = der;
+			k = d2i_PublicKey(EVP_PKEY_RSA, NULL, &dp, (long)len);
+		}
+	}
+	ERR_clear_error();
+	free(der);
+	return k;
+}
+
+/* RFC 6376 3.6.1 h= and s=: a colon-separated list (white space around
+ * the items); 1 when it holds want1 or want2 (any case). */
+static int
+dnscmd_list_has(const char *v, size_t n, const char *want1,
+    const char *want2)
+{
+	const char *end = v + n, *p, *q, *e;
+
+	for (p = v; p < end; p = e + 1) {
+		if ((e = memchr(p, ':', (size_t)(end - p))) == NULL)
+			e = end;
+		for (q = e; q > p && dnscmd_fws(q[-1]); q--)
+			;
+		while (p < q && dnscmd_fws(*p))
+			p++;
+		if (((size_t)(q - p) == strlen(want1) &&
+		    strncasecmp(p, want1, (size_t)(q - p)) == 0) ||
+		    (want2 != NULL && (size_t)(q - p) == strlen(want2) &&
+		    strncasecmp(p, want2, (size_t)(q - p)) == 0))
+			return 1;
+	}
+	return 0;
 }
 
 /* RFC 6376 3.6.1: a key record has p=, and v=DKIM1 first if any v= */
@@ -642,6 +399,8 @@ dnscmd_check_key(struct dnscmd *d, const struct config_sign_key *k)
 	const char *txt = NULL, *pv, *kv, *op, *type;
 	char name[600];
 	size_t pn, kn, opn, i, nkeys = 0;
+	EVP_PKEY *mine = NULL, *theirs = NULL;
+	int ed, bad = 0;
 
 	snprintf(name, sizeof(name), "%s._domainkey.%s", k->selector,
 	    d->domain);
@@ -688,17 +447,52 @@ dnscmd_check_key(struct dnscmd *d, const struct config_sign_key *k)
 		    "key", name, (int)kn, kv, k->file, type);
 		goto out;
 	}
-	if (!dnscmd_same_b64(pv, pn, op, opn)) {
+	/* RFC 6376 3.6.1: verifiers ignore a key whose h= leaves out the
+	 * hash of its signatures, or whose s= is not for email */
+	if (dnscmd_tag(txt, "h", &kv, &kn) &&
+	    !dnscmd_list_has(kv, kn, "sha256", NULL)) {
+		dnscmd_err(d, "DKIM: %s has h=%.*s, which leaves out sha256: "
+		    "verifiers fail the signatures of %s (RFC 6376 3.6.1)",
+		    name, kn > 60 ? 60 : (int)kn, kv, k->file);
+		bad = 1;
+	}
+	if (dnscmd_tag(txt, "s", &kv, &kn) &&
+	    !dnscmd_list_has(kv, kn, "*", "email")) {
+		dnscmd_err(d, "DKIM: %s has s=%.*s, neither * nor email: the "
+		    "key is not for mail, verifiers fail the signatures of %s "
+		    "(RFC 6376 3.6.1)", name, kn > 60 ? 60 : (int)kn, kv,
+		    k->file);
+		bad = 1;
+	}
+	/* the key, not its text: the same RSA key may be published as a
+	 * SubjectPublicKeyInfo or as an RSAPublicKey */
+	ed = strcmp(type, "ed25519") == 0;
+	if ((theirs = dnscmd_pkey(pv, pn, ed)) == NULL) {
+		dnscmd_err(d, "DKIM: the p= at %s is no %s public key: "
+		    "verifiers fail signatures with selector %s", name,
+		    type, k->selector);
+		goto out;
+	}
+	if ((mine = dnscmd_pkey(op, opn, ed)) == NULL) {
+		dnscmd_err(d, "DKIM: %s: no public key for %s",
+		    name, k->file);
+		goto out;
+	}
+	if (EVP_PKEY_eq(mine, theirs) != 1) {
 		dnscmd_err(d, "DKIM key mismatch at %s: the "
 		    "published p= is not the public half of %s", name, k->file);
 		goto out;
 	}
+	if (bad)
+		goto out;
 	dnscmd_ok(d, "DKIM: %s publishes the %s key of %s", name,
 	    type, k->file);
 	if (dnscmd_tag(txt, "t", &kv, &kn) && memchr(kv, 'y', kn) != NULL)
 		dnscmd_warn(d, "DKIM: %s has t=y (testing): "
 		    "verifiers may treat its signatures as absent", name);
 out:
+	EVP_PKEY_free(mine);
+	EVP_PKEY_free(theirs);
 	buf_free(&ours);
 	dns_answer_free(a);
 }
@@ -720,23 +514,75 @@ dnscmd_check_dkim(struct dnscmd *d)
 
 /* ---- DMARC ---- */
 
-/* RFC 9990 4: an address outside the domain's organizational domain
- * receives its reports only if its domain says so. */
+static int
+dnscmd_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * RFC 9990 4 step 6, read as the report sender reads it (report/send.c):
+ * a record starting "v=DMARC1" (the tag name in any case, as RFC 7489's
+ * ABNF has it; the value as written), then ";" or the end. 1 with the
+ * first rua= value in *rua_r, *n_r (NULL when none); 0 when it is none.
+ */
+static int
+dnscmd_auth_record(const char *txt, const char **rua_r, size_t *n_r)
+{
+	const char *p = txt, *semi, *eq, *ke;
+
+	*rua_r = NULL;
+	*n_r = 0;
+	p += strspn(p, " \t");
+	if (*p != 'v' && *p != 'V')
+		return 0;
+	p += 1 + strspn(p + 1, " \t");
+	if (*p != '=')
+		return 0;
+	p += 1 + strspn(p + 1, " \t");
+	if (strncmp(p, "DMARC1", 6) != 0)
+		return 0;
+	p += 6 + strspn(p + 6, " \t");
+	if (*p != ';' && *p != '\0')
+		return 0;
+	for (; *p != '\0'; p = semi) {
+		p += *p == ';';
+		p += strspn(p, " \t");
+		semi = p + strcspn(p, ";");
+		if ((eq = memchr(p, '=', (size_t)(semi - p))) == NULL)
+			continue;
+		for (ke = eq; ke > p && dnscmd_wsp(ke[-1]); ke--)
+			;
+		if (ke - p == 3 && strncasecmp(p, "rua", 3) == 0 &&
+		    *rua_r == NULL) {
+			*rua_r = eq + 1;
+			*n_r = (size_t)(semi - eq - 1);
+		}
+	}
+	return 1;
+}
+
+/*
+ * RFC 9990 4: an address outside the organizational domain of dom (the
+ * policy domain, whose record names it) receives its reports only if
+ * its domain says so; judged as the report sender judges it.
+ */
 static void
-dnscmd_check_rua(struct dnscmd *d, const char *uri, size_t len)
+dnscmd_check_rua(struct dnscmd *d, const char *dom, const char *uri,
+    size_t len)
 {
 	struct report_rua r, over[REPORT_RUA_MAX];
-	struct dmarc_record rec;
 	struct dns_answer *a = NULL;
-	char one[512], name[600], *sb = NULL;
-	size_t i, j, n;
+	const char *rv;
+	char one[512], name[600], to[320] = "", *copy = NULL;
+	size_t i, j, n, rn, bad;
 	int found = 0;
 
-	while (len > 0 && strchr(" \t", *uri)) {
+	while (len > 0 && dnscmd_wsp(*uri)) {
 		uri++;
 		len--;
 	}
-	while (len > 0 && strchr(" \t", uri[len - 1]))
+	while (len > 0 && dnscmd_wsp(uri[len - 1]))
 		len--;
 	if (len == 0)
 		return;
@@ -756,13 +602,13 @@ dnscmd_check_rua(struct dnscmd *d, const char *uri, size_t len)
 		dnscmd_warn(d, "DMARC: rua URI %s is malformed", one);
 		return;
 	}
-	if (dnscmd_same_org(d, d->domain, r.host))
+	if (dnscmd_same_org(d, dom, r.host))
 		return;
 	if ((size_t)snprintf(name, sizeof(name), "%s._report._dmarc.%s",
-	    d->domain, r.host) >= sizeof(name) || strlen(name) > 253) {
+	    dom, r.host) >= sizeof(name) || strlen(name) > 253) {
 		dnscmd_err(d, "DMARC: rua %s: the authorising name "
 		    "%s._report._dmarc.%s is too long for DNS (RFC 9990 4)",
-		    r.addr, d->domain, r.host);
+		    r.addr, dom, r.host);
 		return;
 	}
 	a = dnscmd_ask(d, name, DNS_T_TXT);
@@ -771,16 +617,28 @@ dnscmd_check_rua(struct dnscmd *d, const char *uri, size_t len)
 		    name, dnscmd_why(a));
 		goto out;
 	}
+	/* the first record that authorises decides, as for the sender */
 	for (i = 0; i < a->n && !found; i++) {
-		free(sb);
-		if ((sb = malloc(a->rr[i].len + 4)) == NULL)
-			break;
-		if (dmarc_record_parse(a->rr[i].text, a->rr[i].len, &rec, sb,
-		    a->rr[i].len + 4) == -1)
+		if (!dnscmd_auth_record(a->rr[i].text, &rv, &rn))
 			continue;
 		found = 1;
+		if (rv == NULL)
+			continue;
+		if ((copy = strndup(rv, rn)) == NULL) {
+			dnscmd_err(d, "DMARC: out of memory");
+			goto out;
+		}
+		/* a URI whose host cannot be checked: neither is used */
+		n = report_rua_parse(copy, over, REPORT_RUA_MAX, &bad);
+		if (bad > 0) {
+			dnscmd_err(d, "DMARC: rua %s: the authorising record "
+			    "at %s has a rua= URI that is not mailto: or is "
+			    "malformed (rua=%.*s%s): neither is used (RFC 9990 "
+			    "4)", r.addr, name, DNSCMD_CLIP(copy), copy,
+			    DNSCMD_MORE(copy));
+			goto out;
+		}
 		/* RFC 9990 4: an override must stay on that host */
-		n = report_rua_parse(rec.rua, over, REPORT_RUA_MAX, NULL);
 		for (j = 0; j < n; j++)
 			if (strcmp(over[j].host, r.host) != 0) {
 				dnscmd_err(d, "DMARC: rua %s: the authorising "
@@ -789,21 +647,28 @@ dnscmd_check_rua(struct dnscmd *d, const char *uri, size_t len)
 				    name, over[j].host);
 				goto out;
 			}
+		if (n > 0)
+			snprintf(to, sizeof(to), "%s", over[0].addr);
 	}
 	if (!found)
 		dnscmd_err(d, "DMARC: rua %s is outside %s and not "
 		    "authorised: no v=DMARC1 record at %s (RFC 9990 4), so "
-		    "receivers send it no reports", r.addr, d->domain, name);
+		    "receivers send it no reports", r.addr, dom, name);
+	else if (*to != '\0' && strcasecmp(to, r.addr) != 0)
+		dnscmd_ok(d, "DMARC: rua %s is outside %s and "
+		    "authorised by %s, which has the reports sent to %s",
+		    r.addr, dom, name, to);
 	else
 		dnscmd_ok(d, "DMARC: rua %s is outside %s and "
-		    "authorised by %s", r.addr, d->domain, name);
+		    "authorised by %s", r.addr, dom, name);
 out:
-	free(sb);
+	free(copy);
 	dns_answer_free(a);
 }
 
+/* The findings of the record r (text) that stands at _dmarc.dom. */
 static void
-dnscmd_dmarc_record(struct dnscmd *d, const char *text,
+dnscmd_dmarc_record(struct dnscmd *d, const char *dom, const char *text,
     const struct dmarc_record *r)
 {
 	const char *p, *comma;
@@ -832,7 +697,7 @@ dnscmd_dmarc_record(struct dnscmd *d, const char *text,
 		    "apply one policy level less than p=");
 	for (p = r->rua; *p != '\0'; p = *comma ? comma + 1 : comma) {
 		comma = p + strcspn(p, ",");
-		dnscmd_check_rua(d, p, (size_t)(comma - p));
+		dnscmd_check_rua(d, dom, p, (size_t)(comma - p));
 	}
 }
 
@@ -850,28 +715,26 @@ dnscmd_dmarc_like(const char *t)
 	return strncasecmp(t, "DMARC", 5) == 0;
 }
 
-static void
-dnscmd_check_dmarc(struct dnscmd *d)
+/*
+ * The records at _dmarc.dom (answer a), judged. Returns how many start
+ * "v=DMARC1": a policy stands at that name only with exactly one (RFC
+ * 9989 4.10 step 2), whose findings are then said.
+ */
+static size_t
+dnscmd_dmarc_at(struct dnscmd *d, const char *dom, const struct dns_answer *a)
 {
 	struct dmarc_record r, one;
-	struct dns_answer *a;
 	char name[300], *sb = NULL, *keep = NULL;
 	const char *text = NULL;
 	size_t i, nvalid = 0;
 	int rc, keep_rc = 0;
 
 	memset(&r, 0, sizeof(r));
-	snprintf(name, sizeof(name), "_dmarc.%s", d->domain);
-	a = dnscmd_ask(d, name, DNS_T_TXT);
-	if (dnscmd_failed(a)) {
-		dnscmd_err(d, "DMARC: TXT query for %s failed: %s",
-		    name, dnscmd_why(a));
-		goto out;
-	}
+	snprintf(name, sizeof(name), "_dmarc.%s", dom);
 	for (i = 0; i < a->n; i++) {
 		free(sb);
 		if ((sb = malloc(a->rr[i].len + 4)) == NULL)
-			goto out;
+			break;
 		rc = dmarc_record_parse(a->rr[i].text, a->rr[i].len, &one, sb,
 		    a->rr[i].len + 4);
 		if (rc != -1) {
@@ -892,25 +755,178 @@ dnscmd_check_dmarc(struct dnscmd *d)
 			    "with v=DMARC1;)", name, DNSCMD_CLIP(a->rr[i].text),
 			    a->rr[i].text, DNSCMD_MORE(a->rr[i].text));
 	}
-	if (nvalid == 0) {
-		dnscmd_err(d, "DMARC: no record at %s: receivers "
-		    "apply no policy", name);
-		goto out;
-	}
-	if (nvalid > 1) {
+	if (nvalid > 1)
 		dnscmd_err(d, "DMARC: %zu records at %s: receivers "
 		    "ignore them all (RFC 9989 4.10)", nvalid, name);
-		goto out;
-	}
-	if (keep_rc == -2) {
+	else if (nvalid == 1 && keep_rc == -2)
 		dnscmd_err(d, "DMARC: the record at %s has a bad p=, "
 		    "sp= or np= and no valid rua=: receivers ignore it", name);
-		goto out;
-	}
-	dnscmd_dmarc_record(d, text, &r);
-out:
+	else if (nvalid == 1)
+		dnscmd_dmarc_record(d, dom, text, &r);
 	free(sb);
 	free(keep);
+	return nvalid;
+}
+
+/* Which of the record's tags sets the policy for d->domain (below the
+ * policy domain: RFC 9989 4.10.1), into out. */
+static void
+dnscmd_dmarc_how(const struct dnscmd *d, const struct dmarc_outcome *o,
+    char *out, size_t n)
+{
+	const struct dmarc_record *r = o->record;
+	enum dmarc_policy sub;
+	int len;
+
+	sub = r->sp != DMARC_P_UNSET ? r->sp : r->p != DMARC_P_UNSET ? r->p :
+	    DMARC_P_NONE;
+	/* np= counts when the domain does not exist (the engine asked) */
+	if (r->np != DMARC_P_UNSET && r->np != sub && o->requested == r->np) {
+		snprintf(out, n, "np=%s: %s does not exist",
+		    dmarc_policy_name(r->np), d->domain);
+		return;
+	}
+	if (r->sp != DMARC_P_UNSET)
+		len = snprintf(out, n, "sp=%s", dmarc_policy_name(sub));
+	else
+		len = snprintf(out, n, "p=%s, as it has no sp=",
+		    dmarc_policy_name(sub));
+	if (len > 0 && (size_t)len < n && r->np != DMARC_P_UNSET &&
+	    r->np != sub)
+		snprintf(out + len, n - (size_t)len, "; np=%s if %s did "
+		    "not exist", dmarc_policy_name(r->np), d->domain);
+}
+
+struct dnscmd_got {
+	char name[256];
+	struct dns_answer *a;
+};
+
+/*
+ * No single record at _dmarc.DOMAIN (answer first, nvalid records of
+ * its own): policy discovery as the daemon does it (auth/dmarc: the RFC
+ * 9989 4.10 tree walk from the domain up, at most eight queries,
+ * skipping to the last seven labels; with [dmarc] discovery = psl the
+ * PSL organizational domain, RFC 7489 6.6.3), then the record found,
+ * judged. The engine is fed an evaluation where nothing aligns, so it
+ * also asks whether the domain exists when np= could matter.
+ */
+static void
+dnscmd_dmarc_discover(struct dnscmd *d, const struct dns_answer *first,
+    size_t nvalid)
+{
+	struct dnscmd_got got[DMARC_MAX_QUESTIONS];
+	const struct dmarc_outcome *o;
+	const struct dns_answer *pa = NULL;
+	struct dmarc_params p;
+	struct dns_answer *a;
+	struct dmarc *m;
+	enum dns_type type;
+	const char *q;
+	char qname[256], own[300], pname[300], how[300];
+	size_t i, ngot = 0;
+	int failed = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.discovery = d->cfg->dmarc_psl_mode ? DMARC_DISCOVERY_PSL :
+	    DMARC_DISCOVERY_TREEWALK;
+	p.psl = d->psl;
+	p.author_domain = d->domain;
+	p.spf_result = SPF_NONE;
+	if ((m = dmarc_new(&p)) == NULL) {
+		dnscmd_err(d, "DMARC: out of memory");
+		return;
+	}
+	snprintf(own, sizeof(own), "_dmarc.%s", d->domain);
+	while (!dmarc_done(m) && !failed) {
+		/* each question is answered before the next: the engine
+		 * always has one to ask until it is done */
+		if ((q = dmarc_next_query(m, &type)) == NULL) {
+			dmarc_abort(m, "no question left");
+			break;
+		}
+		snprintf(qname, sizeof(qname), "%s", q);
+		if (type == DNS_T_TXT && strcasecmp(qname, own) == 0) {
+			dmarc_answer(m, qname, type, first);
+			continue;
+		}
+		a = dnscmd_ask(d, qname, type);
+		if (dnscmd_failed(a)) {
+			dnscmd_err(d, "DMARC: %s query for %s failed: %s",
+			    dns_type_name(type), qname, dnscmd_why(a));
+			failed = 1;
+		} else {
+			dmarc_answer(m, qname, type, a);
+		}
+		if (a != NULL && !failed && type == DNS_T_TXT &&
+		    ngot < DMARC_MAX_QUESTIONS) {
+			snprintf(got[ngot].name, sizeof(got[0].name), "%s",
+			    qname);
+			got[ngot++].a = a;
+		} else {
+			dns_answer_free(a);
+		}
+	}
+	if (failed)
+		goto out;
+	o = dmarc_outcome(m);
+	if (o->result == DMARC_TEMPERROR) {
+		dnscmd_err(d, "DMARC: policy discovery for %s failed: %s",
+		    d->domain, o->reason);
+		goto out;
+	}
+	if (*o->policy_domain == '\0' ||
+	    strcmp(o->policy_domain, d->domain) == 0) {
+		if (nvalid == 0 && *o->org_domain != '\0' &&
+		    strcmp(o->org_domain, d->domain) != 0)
+			dnscmd_err(d, "DMARC: no record at %s nor at "
+			    "_dmarc.%s (its organizational domain): receivers "
+			    "apply no policy", own, o->org_domain);
+		else if (nvalid == 0)
+			dnscmd_err(d, "DMARC: no record at %s: receivers "
+			    "apply no policy", own);
+		goto out;
+	}
+	snprintf(pname, sizeof(pname), "_dmarc.%s", o->policy_domain);
+	for (i = 0; i < ngot && pa == NULL; i++)
+		if (strcasecmp(got[i].name, pname) == 0)
+			pa = got[i].a;
+	if (o->record != NULL) {
+		dnscmd_dmarc_how(d, o, how, sizeof(how));
+		dnscmd_ok(d, "DMARC: %s at %s; the policy of %s applies (%s)",
+		    nvalid == 0 ? "no record" : "no single record", own,
+		    o->policy_domain, how);
+	} else {
+		dnscmd_ok(d, "DMARC: %s at %s; discovery (RFC 9989 4.10) "
+		    "finds the record of %s", nvalid == 0 ? "no record" :
+		    "no single record", own, o->policy_domain);
+	}
+	if (pa != NULL)
+		dnscmd_dmarc_at(d, o->policy_domain, pa);
+out:
+	for (i = 0; i < ngot; i++)
+		dns_answer_free(got[i].a);
+	dmarc_free(m);
+}
+
+static void
+dnscmd_check_dmarc(struct dnscmd *d)
+{
+	struct dns_answer *a;
+	char name[300];
+	size_t n;
+
+	snprintf(name, sizeof(name), "_dmarc.%s", d->domain);
+	a = dnscmd_ask(d, name, DNS_T_TXT);
+	if (dnscmd_failed(a)) {
+		dnscmd_err(d, "DMARC: TXT query for %s failed: %s",
+		    name, dnscmd_why(a));
+		goto out;
+	}
+	/* RFC 9989 4.10: no single record here, the walk goes on up */
+	if ((n = dnscmd_dmarc_at(d, d->domain, a)) != 1)
+		dnscmd_dmarc_discover(d, a, n);
+out:
 	dns_answer_free(a);
 }
 
