@@ -40,6 +40,7 @@
 #include "auth/orgdomain.h"
 #include "gateway/gateway.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "smtp/tls.h"
 
 struct dns_resolver *
@@ -375,7 +376,8 @@ daemon_raise_nofile(const struct config *cfg)
 {
 	struct rlimit rl;
 	rlim_t need = (rlim_t)cfg->max_conn * 2 +
-	    (rlim_t)cfg->delivery_concurrency * 2 + 64;
+	    (rlim_t)cfg->delivery_concurrency * 2 + 64 +
+	    (cfg->metrics_listen ? METRICS_HTTP_MAX_CONNS : 0);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;

@@ -1,9 +1,21 @@
 /*
- * The Prometheus endpoint ([metrics] listen): libevent's HTTP server on
+ * The Prometheus endpoint ([metrics] listen): a minimal HTTP/1.1 server on
  * the daemon's loop. GET (or HEAD) /metrics answers the registry in the
  * text exposition format 0.0.4 (lib/metrics.h); any other path is 404,
- * any other method 405. The socket is bound at start, before privileges
+ * any other method 405. One request per connection, answered with
+ * "Connection: close". The socket is bound at start, before privileges
  * are dropped; another address needs a restart (daemon.c).
+ *
+ * Whoever reaches the port must not be able to hurt SMTP, so a connection
+ * costs little and never lasts: at most METRICS_HTTP_MAX_CONNS at once
+ * (a new one closes the oldest at once, so that idle connections cannot
+ * lock a scraper out), each closed METRICS_HTTP_DEADLINE seconds after
+ * accept whatever arrives (a trickle cannot keep it open), a request head
+ * of at most MHTTP_HEAD_MAX octets, and accept() paused for a second when
+ * descriptors run out instead of spinning (listener.c does the same).
+ * libevent 2.1's evhttp cannot take an accepted socket (evhttp_get_request
+ * is internal), which is why this is not evhttp: its own listener would
+ * decide alone when to accept and how long a connection lives.
  *
  * The catalogue below is every metric the daemon exports, with its help
  * text; the layers count into it (one line where a thing happens), and the
@@ -15,14 +27,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include "gateway/gateway.h"
@@ -30,10 +44,38 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 
-struct gw_metrics {
-	struct evhttp *http;
+#define MHTTP_HEAD_MAX		8192	/* request line and header fields */
+#define MHTTP_LINGER_MAX	65536	/* octets discarded after the answer */
+#define MHTTP_HELD_EVERY	30	/* seconds between counts of hold/ */
+
+enum mhttp_state {
+	MHTTP_REQUEST_LINE,
+	MHTTP_FIELDS,
+	MHTTP_ANSWERING,	/* the answer is being written */
+	MHTTP_LINGERING,	/* written and half-closed: wait for the client */
 };
 
+struct mhttp_conn {
+	struct gw_metrics *m;
+	struct bufferevent *bev;
+	struct event *deadline;
+	struct mhttp_conn *prev, *next;	/* oldest first */
+	enum mhttp_state state;
+	size_t seen;			/* octets of the head, or discarded */
+	int code;			/* the answer decided by the request line */
+	int head;			/* a HEAD request: no content */
+	int eof;			/* the client has stopped sending */
+};
+
+struct gw_metrics {
+	struct gateway *gw;
+	struct evconnlistener *listener;
+	struct event *resume;		/* out of descriptors: accept later */
+	struct mhttp_conn *first, *last;
+	size_t nconns;
+	double held_at;			/* metrics_now() of the last count */
+	int held_known;
+};
 static const struct {
 	const char *name;
 	enum metrics_type type;
@@ -49,8 +91,9 @@ static const struct {
 	{ "mxgate_messages_total", METRICS_COUNTER,
 	    "Messages by final reply: accepted (250), rejected (5xx) or deferred "
 	    "(4xx), with the reason (ok, held, spf, dmarc, relay, size, content, "
-	    "storage, auth, loop, other); a MAIL or RCPT refused for a reason "
-	    "counts once per command." },
+	    "storage, auth, loop, syntax, limit, other); each MAIL or RCPT "
+	    "refused counts once (syntax: a malformed or out-of-sequence "
+	    "command, limit: too many recipients)." },
 	{ "mxgate_spf_results_total", METRICS_COUNTER,
 	    "SPF results (RFC 7208) by identity checked (helo, mailfrom)." },
 	{ "mxgate_dkim_results_total", METRICS_COUNTER,
@@ -68,13 +111,16 @@ static const struct {
 	    "evaluation), dkim (end of data until the last key lookup "
 	    "answered), dmarc (the policy lookups)." },
 	{ "mxgate_dns_queries_total", METRICS_COUNTER,
-	    "DNS questions answered by the servers (or refused unasked), by "
-	    "type and outcome." },
+	    "DNS questions by type and outcome: ok, nodata, nxdomain, "
+	    "servfail (the servers answered), timeout (no answer in time), "
+	    "error (no usable answer, or a bad name or type refused "
+	    "unasked)." },
 	{ "mxgate_dns_cache_hits_total", METRICS_COUNTER,
 	    "DNS questions answered from the resolver's cache, by type." },
 	{ "mxgate_queue_messages", METRICS_GAUGE,
 	    "Messages in the spool: queued (waiting for an attempt), active "
-	    "(being attempted), held (hold/)." },
+	    "(being attempted), held (hold/, counted at most once every 30 "
+	    "seconds)." },
 	{ "mxgate_delivery_attempts_total", METRICS_COUNTER,
 	    "Delivery attempt results per recipient: delivered, deferred, "
 	    "failed (a 5xx, or expired)." },
@@ -90,12 +136,16 @@ metrics_http_count(const char *id, void *arg)
 	return 0;
 }
 
-/* At each scrape, on the loop: the state only the loop may read. */
+/* At each scrape, on the loop: the state only the loop may read. Reading
+ * hold/ costs a directory scan, so a scraper (or anyone at the port) can
+ * make it happen at most once every MHTTP_HELD_EVERY seconds. */
 static void
 metrics_http_collect(void *arg)
 {
 	struct gateway *gw = arg;
+	struct gw_metrics *m = gw->metrics;
 	size_t known = 0, active = 0, held = 0;
+	double now = metrics_now();
 
 	metrics_set("mxgate_connections", (double)gw->nconns);
 	if (gw->sched != NULL) {
@@ -105,68 +155,361 @@ metrics_http_collect(void *arg)
 	metrics_set("mxgate_queue_messages", (double)(known - active),
 	    "state", "queued");
 	metrics_set("mxgate_queue_messages", (double)active, "state", "active");
-	if (gw->spool != NULL &&
-	    spool_list(gw->spool, 1, metrics_http_count, &held) != -1)
+	if (m == NULL || gw->spool == NULL ||
+	    (m->held_known && now - m->held_at < MHTTP_HELD_EVERY))
+		return;
+	if (spool_list(gw->spool, 1, metrics_http_count, &held) != -1) {
 		metrics_set("mxgate_queue_messages", (double)held,
 		    "state", "held");
+		m->held_at = now;
+		m->held_known = 1;
+	}
 }
 
-static void
-metrics_http_reply(struct evhttp_request *req, int code, const char *reason,
-    const char *type, const char *body, size_t len)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b = evbuffer_new();
+/* ---- connections ---- */
 
-	evhttp_add_header(h, "Content-Type", type);
-	if (b == NULL || evbuffer_add(b, body, len) == -1) {
-		if (b)
-			evbuffer_free(b);
-		evhttp_send_error(req, 500, NULL);
+static void
+mhttp_conn_free(struct mhttp_conn *c)
+{
+	struct gw_metrics *m = c->m;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->first = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		m->last = c->prev;
+	m->nconns--;
+	if (c->deadline)
+		event_free(c->deadline);
+	bufferevent_free(c->bev);	/* closes the socket */
+	free(c);
+}
+
+/* The answer, then "Connection: close" (RFC 9112 9.6): one request per
+ * connection. A HEAD answer has the GET one's fields and no content
+ * (RFC 9110 9.3.2). */
+static void
+mhttp_answer(struct mhttp_conn *c, int code, const char *reason,
+    const char *type, const char *extra, const char *body, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	/* RFC 9110 6.6.1: an origin server with a clock sends Date */
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		date[0] = '\0';
+	c->state = MHTTP_ANSWERING;
+	if (evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%s%s%s"
+	    "Content-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n"
+	    "\r\n", code, reason, date[0] ? "Date: " : "", date,
+	    date[0] ? "\r\n" : "", type, len, extra ? extra : "") == -1 ||
+	    (!c->head && evbuffer_add(out, body, len) == -1)) {
+		mhttp_conn_free(c);
 		return;
 	}
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
+	/* the write callback half-closes once the output has drained */
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void
-metrics_http_text(struct evhttp_request *req, int code, const char *reason,
-    const char *text)
+mhttp_text(struct mhttp_conn *c, int code, const char *reason,
+    const char *extra, const char *text)
 {
-	metrics_http_reply(req, code, reason, "text/plain; charset=utf-8", text,
+	mhttp_answer(c, code, reason, "text/plain; charset=utf-8", extra, text,
 	    strlen(text));
 }
 
 static void
-metrics_http_request(struct evhttp_request *req, void *arg)
+mhttp_scrape(struct mhttp_conn *c)
 {
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	struct buf b = { 0 };
 
-	if (path == NULL || strcmp(path, "/metrics") != 0) {
-		metrics_http_text(req, 404, "Not Found", "not found: try /metrics\n");
-		return;
-	}
-	/* RFC 9110 15.5.6: a 405 names the methods there are */
-	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", "GET, HEAD");
-		metrics_http_text(req, 405, "Method Not Allowed",
-		    "method not allowed\n");
-		return;
-	}
 	if (metrics_render(&b) == -1) {
 		buf_free(&b);
 		log_error("metrics: out of memory rendering a scrape");
-		evhttp_send_error(req, 500, NULL);
+		mhttp_text(c, 500, "Internal Server Error", NULL,
+		    "out of memory\n");
 		return;
 	}
-	metrics_http_reply(req, 200, "OK",
-	    "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+	mhttp_answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+	    NULL, b.data ? b.data : "", b.len);
 	buf_free(&b);
 }
+
+/*
+ * RFC 9112 3: method SP request-target SP HTTP-version. Decides the
+ * answer (c->code): 200, 400, 404, 405 or 505; the path is read as
+ * evhttp would (origin or absolute form, the query ignored).
+ */
+static void
+mhttp_request_line(struct mhttp_conn *c, char *line)
+{
+	char *target, *version;
+	struct evhttp_uri *u;
+	const char *path;
+	size_t mlen;
+
+	/* the method is a token (RFC 9110 5.6.2, 9.1) */
+	mlen = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789!#$%&'*+-.^_`|~");
+	if (mlen == 0 || line[mlen] != ' ') {
+		c->code = 400;
+		return;
+	}
+	line[mlen] = '\0';
+	target = line + mlen + 1;
+	if ((version = strchr(target, ' ')) == NULL || version == target ||
+	    strchr(version + 1, ' ') != NULL) {
+		c->code = 400;
+		return;
+	}
+	*version++ = '\0';
+	if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 ||
+	    version[6] != '.' || version[5] < '0' || version[5] > '9' ||
+	    version[7] < '0' || version[7] > '9') {
+		c->code = 400;
+		return;
+	}
+	c->head = strcmp(line, "HEAD") == 0;
+	if (version[5] != '1') {
+		c->code = 505;	/* RFC 9110 15.6.6 */
+		return;
+	}
+	u = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
+	path = u ? evhttp_uri_get_path(u) : NULL;
+	if (u == NULL)
+		c->code = 400;
+	else if (path == NULL || strcmp(path, "/metrics") != 0)
+		c->code = 404;
+	else if (strcmp(line, "GET") != 0 && !c->head)
+		c->code = 405;
+	else
+		c->code = 200;
+	if (u)
+		evhttp_uri_free(u);
+}
+
+/* The head is complete: answer what the request line asked. */
+static void
+mhttp_respond(struct mhttp_conn *c)
+{
+	switch (c->code) {
+	case 200:
+		mhttp_scrape(c);
+		break;
+	case 404:
+		mhttp_text(c, 404, "Not Found", NULL, "not found: try /metrics\n");
+		break;
+	case 405:
+		/* RFC 9110 15.5.6: a 405 names the methods there are */
+		mhttp_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
+		    "method not allowed\n");
+		break;
+	case 505:
+		mhttp_text(c, 505, "HTTP Version Not Supported", NULL,
+		    "HTTP/1.1 only\n");
+		break;
+	default:
+		mhttp_text(c, 400, "Bad Request", NULL, "bad request\n");
+		break;
+	}
+}
+
+/*
+ * Reads the head line by line (CRLF, or a bare LF: RFC 9112 2.2). A
+ * request body is never read: the answer closes the connection, and what
+ * arrives after it is discarded (a lingering close, RFC 9112 9.6).
+ */
+static void
+mhttp_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct mhttp_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len, n;
+	char *line;
+
+	while (c->state == MHTTP_REQUEST_LINE || c->state == MHTTP_FIELDS) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos < 0) {
+			if (c->seen + evbuffer_get_length(in) > MHTTP_HEAD_MAX)
+				goto too_long;
+			return;
+		}
+		if (c->seen + (size_t)eol.pos + eol_len > MHTTP_HEAD_MAX)
+			goto too_long;
+		c->seen += (size_t)eol.pos + eol_len;
+		if ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
+			mhttp_conn_free(c);
+			return;
+		}
+		if (memchr(line, '\0', n) != NULL) {
+			free(line);
+			c->code = 400;
+			mhttp_respond(c);
+			return;
+		}
+		if (c->state == MHTTP_REQUEST_LINE) {
+			/* RFC 9112 2.2: empty lines before it are ignored */
+			if (n > 0) {
+				mhttp_request_line(c, line);
+				c->state = MHTTP_FIELDS;
+			}
+		} else if (n == 0) {
+			c->state = MHTTP_ANSWERING;	/* the head is complete */
+		} else if (strchr(line, ':') == NULL || line[0] == ' ' ||
+		    line[0] == '\t') {
+			/* RFC 9112 5: a field has a name and a colon; 5.2:
+			 * obsolete line folding may be refused */
+			c->code = 400;
+		}
+		free(line);
+		/* a malformed head is answered at once: its framing is lost */
+		if (c->state == MHTTP_ANSWERING || c->code == 400) {
+			mhttp_respond(c);
+			return;
+		}
+	}
+	/* answering or lingering: discard, within reason */
+	n = evbuffer_get_length(in);
+	evbuffer_drain(in, n);
+	if ((c->seen += n) > MHTTP_HEAD_MAX + MHTTP_LINGER_MAX)
+		mhttp_conn_free(c);
+	return;
+too_long:
+	evbuffer_drain(in, evbuffer_get_length(in));
+	/* RFC 6585 5 */
+	mhttp_text(c, 431, "Request Header Fields Too Large", NULL,
+	    "request head too large\n");
+}
+
+static void
+mhttp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct mhttp_conn *c = arg;
+
+	if (c->state != MHTTP_ANSWERING)
+		return;
+	if (c->eof) {
+		mhttp_conn_free(c);
+		return;
+	}
+	/* all written: say so, and wait for the client's close (or the
+	 * deadline) so that unread input cannot reset the answer away */
+	c->state = MHTTP_LINGERING;
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_disable(bev, EV_WRITE);
+}
+
+static void
+mhttp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mhttp_conn *c = arg;
+
+	/* a client that half-closes after its request still gets the
+	 * answer; otherwise its close, or an error, ends the connection */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    c->state == MHTTP_ANSWERING) {
+		c->eof = 1;
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		mhttp_conn_free(c);
+}
+
+static void
+mhttp_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	mhttp_conn_free(arg);
+}
+
+/* The oldest connection, preferring one that is not being answered. */
+static struct mhttp_conn *
+mhttp_victim(struct gw_metrics *m)
+{
+	struct mhttp_conn *c;
+
+	for (c = m->first; c != NULL; c = c->next)
+		if (c->state != MHTTP_ANSWERING)
+			return c;
+	return m->first;
+}
+
+static void
+mhttp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct gw_metrics *m = arg;
+	struct event_base *base = m->gw->base;
+	struct timeval tv = { METRICS_HTTP_DEADLINE, 0 };
+	struct mhttp_conn *c;
+
+	/* Over the cap: the oldest goes at once, so that idle or trickling
+	 * connections cannot keep a scraper out for their deadline. */
+	while (m->nconns >= METRICS_HTTP_MAX_CONNS && m->first != NULL)
+		mhttp_conn_free(mhttp_victim(m));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->m = m;
+	if ((c->bev = bufferevent_socket_new(base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->prev = m->last;
+	if (m->last)
+		m->last->next = c;
+	else
+		m->first = c;
+	m->last = c;
+	m->nconns++;
+	/* a fixed deadline from accept: incoming data does not extend it */
+	if ((c->deadline = evtimer_new(base, mhttp_deadline_cb, c)) == NULL ||
+	    evtimer_add(c->deadline, &tv) == -1) {
+		mhttp_conn_free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, mhttp_read_cb, mhttp_write_cb, mhttp_event_cb,
+	    c);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+mhttp_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_metrics *m = arg;
+
+	evconnlistener_enable(m->listener);
+}
+
+static void
+mhttp_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct gw_metrics *m = arg;
+	struct timeval tv = { 1, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE, ENFILE, ENOBUFS: the connection stays in the backlog and
+	 * the socket readable. Pause for a second rather than spin (and log
+	 * a line per attempt) while SMTP needs the loop. */
+	log_warning("metrics: accept failed: %s; pausing the endpoint for 1s "
+	    "(%zu metrics connection(s) open)", evutil_socket_error_to_string(e),
+	    m->nconns);
+	evconnlistener_disable(l);
+	if (evtimer_add(m->resume, &tv) == -1)
+		evconnlistener_enable(l);
+}
+
+/* ---- start and stop ---- */
 
 /* "IP:port" or "[IPv6]:port" into host and port; 0 or -1. */
 static int
@@ -200,6 +543,22 @@ metrics_http_split(const char *spec, char *host, size_t hn, char *port,
 	return 0;
 }
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 */
+static int
+metrics_http_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >>
+		    24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
 /* The listening socket, or -1 with the reason logged. */
 static int
 metrics_http_bind(const char *spec)
@@ -226,6 +585,12 @@ metrics_http_bind(const char *spec)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, 64) == -1)
 		goto fail;
+	/* Not refused: a management network may be meant. */
+	if (!metrics_http_loopback(ai->ai_addr))
+		log_warning("[metrics] listen = %s is not a loopback address: "
+		    "the endpoint has no password, so whoever can reach it can "
+		    "read the metrics; limit it to the monitoring hosts "
+		    "(firewall) or use 127.0.0.1", log_safe(spec));
 	freeaddrinfo(ai);
 	return fd;
 fail:
@@ -242,7 +607,6 @@ int
 metrics_http_start(struct gateway *gw)
 {
 	const char *spec = gw->cfg->metrics_listen;
-	struct evconnlistener *l;
 	struct gw_metrics *m;
 	size_t i;
 	int fd;
@@ -252,32 +616,18 @@ metrics_http_start(struct gateway *gw)
 	if ((fd = metrics_http_bind(spec)) == -1)
 		return -1;
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->http = evhttp_new(gw->base)) == NULL ||
-	    (l = evconnlistener_new(gw->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE,
-	    -1, fd)) == NULL) {
+	    (m->resume = evtimer_new(gw->base, mhttp_resume_cb, m)) == NULL ||
+	    (m->listener = evconnlistener_new(gw->base, mhttp_accept_cb, m,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd)) == NULL) {
 		log_error("[metrics] listen = %s: out of memory", log_safe(spec));
-		if (m && m->http)
-			evhttp_free(m->http);
+		if (m && m->resume)
+			event_free(m->resume);
 		free(m);
 		close(fd);
 		return -1;
 	}
-	if (evhttp_bind_listener(m->http, l) == NULL) {
-		log_error("[metrics] listen = %s: out of memory", log_safe(spec));
-		evconnlistener_free(l);
-		evhttp_free(m->http);
-		free(m);
-		return -1;
-	}
-	/* every method reaches the callback, which answers 405 itself */
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-	    EVHTTP_REQ_PATCH);
-	evhttp_set_timeout(m->http, 10);
-	evhttp_set_max_headers_size(m->http, 8192);
-	evhttp_set_max_body_size(m->http, 4096);
-	evhttp_set_gencb(m->http, metrics_http_request, gw);
+	m->gw = gw;
+	evconnlistener_set_error_cb(m->listener, mhttp_error_cb);
 	gw->metrics = m;
 
 	for (i = 0; i < sizeof(metrics_catalogue) / sizeof(metrics_catalogue[0]); i++)
@@ -306,7 +656,10 @@ metrics_http_stop(struct gateway *gw)
 		return;
 	metrics_enable(0);
 	metrics_collector_remove(metrics_http_collect, gw);
-	evhttp_free(m->http);
+	while (m->first != NULL)
+		mhttp_conn_free(m->first);
+	evconnlistener_free(m->listener);
+	event_free(m->resume);
 	free(m);
 	gw->metrics = NULL;
 	metrics_reset();

@@ -39,6 +39,12 @@ struct buf;
 #define METRICS_NAME_MAX	96
 #define METRICS_MAX_COLLECTORS	8
 
+/* The endpoint that serves the registry (gateway/metrics_http.c): at most
+ * this many connections at once (the daemon counts them in its descriptor
+ * budget), each closed this many seconds after it was accepted. */
+#define METRICS_HTTP_MAX_CONNS	16
+#define METRICS_HTTP_DEADLINE	10
+
 enum metrics_type {
 	METRICS_COUNTER,
 	METRICS_GAUGE,

@@ -370,7 +370,9 @@ sched_done_cb(struct envelope *env, void *arg)
 				    now - env->arrival, env->rcpts[i].last ?
 				    env->rcpts[i].last : "no attempt result");
 				envelope_set_last(&env->rcpts[i], text);
-				log_info("id=%s to=<%s> status=expired", env->id,
+				log_info("session=%s id=%s to=<%s> status=expired",
+				    env->session ? log_safe(env->session) : "-",
+				    env->id,
 				    log_safe(env->rcpts[i].addr));
 			}
 		pending = 0;
@@ -378,19 +380,6 @@ sched_done_cb(struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpt; i++)
 		if (sched_new_failure(e, i))
 			failed++;
-	/* each recipient this attempt was for (pending before it) */
-	for (i = 0; i < env->nrcpt; i++)
-		if (e->prev_state != NULL && e->prev_state[i] == ENV_PENDING)
-			metrics_inc("mxgate_delivery_attempts_total", "outcome",
-			    env->rcpts[i].state == ENV_DELIVERED ? "delivered" :
-			    env->rcpts[i].state == ENV_FAILED ? "failed" :
-			    "deferred");
-	if (s->p.on_settled)
-		for (i = 0; i < env->nrcpt; i++)
-			if (sched_new_failure(e, i) ||
-			    (env->rcpts[i].state == ENV_DELIVERED &&
-			    !(e->prev_state && e->prev_state[i] == ENV_DELIVERED)))
-				s->p.on_settled(env, i, s->p.settled_arg);
 	if (failed > 0 && sched_report(s, e, DSN_FAILED, now) == -1) {
 		/* Bounce before the state is saved: a crash in between
 		 * repeats the attempt, never loses the report. If the bounce
@@ -402,6 +391,23 @@ sched_done_cb(struct envelope *env, void *arg)
 				env->rcpts[i].state = ENV_PENDING;
 		pending = envelope_pending(env);
 	}
+	/* final results, once each: after the bounce fallback above, so a
+	 * failure put back to pending is told by the attempt that keeps it */
+	if (s->p.on_settled)
+		for (i = 0; i < env->nrcpt; i++)
+			if (env->rcpts[i].state != ENV_PENDING &&
+			    !(e->prev_state && e->prev_state[i] ==
+			    env->rcpts[i].state))
+				s->p.on_settled(env, i, s->p.settled_arg);
+	/* each recipient this attempt was for (pending before it), as it
+	 * stays: one failed back to pending above is deferred, and counted
+	 * failed once, by the attempt whose bounce is queued */
+	for (i = 0; i < env->nrcpt; i++)
+		if (e->prev_state != NULL && e->prev_state[i] == ENV_PENDING)
+			metrics_inc("mxgate_delivery_attempts_total", "outcome",
+			    env->rcpts[i].state == ENV_DELIVERED ? "delivered" :
+			    env->rcpts[i].state == ENV_FAILED ? "failed" :
+			    "deferred");
 	/* RFC 3461 NOTIFY=SUCCESS: delivered is delivered; a report that
 	 * cannot be queued is only logged */
 	sched_report(s, e, DSN_RELAYED, now);
@@ -428,7 +434,8 @@ sched_done_cb(struct envelope *env, void *arg)
 		log_error("id=%s envelope update failed; retrying later", env->id);
 	}
 	e->when = env->next_attempt;
-	log_info("id=%s deferred pending=%zu attempts=%d next_attempt_in=%llds",
+	log_info("session=%s id=%s deferred pending=%zu attempts=%d "
+	    "next_attempt_in=%llds", env->session ? log_safe(env->session) : "-",
 	    env->id, pending, env->attempts, env->next_attempt - now);
 	envelope_free(&e->env);
 	close(e->lockfd);

@@ -440,18 +440,21 @@ session_content_end(struct smtp_session *s)
 	const char *why;
 
 	session_flush_chunk(s);
-	/* mxgate_messages_total (a refusal by the hooks is theirs to count) */
-	if (s->oversize) {
-		metrics_inc("mxgate_messages_total", "outcome", "rejected",
-		    "reason", "size");
-		smtp_session_reply_now(s, 552, "5.3.4 Message size exceeds fixed "
-		    "maximum message size (%zu)", s->cfg->max_size);
-	} else if (s->content_refused) {
+	/* mxgate_messages_total (a refusal by the hooks is theirs to count).
+	 * A BDAT message refused at its start (counted then) keeps that
+	 * answer, as each of its chunks had, also when it grew too large:
+	 * one final reply, counted once. */
+	if (s->content_refused) {
 		char code[4];
 
 		memcpy(code, s->content_reply, 3);
 		code[3] = '\0';
 		smtp_session_reply_now(s, atoi(code), "%s", s->content_reply + 4);
+	} else if (s->oversize) {
+		metrics_inc("mxgate_messages_total", "outcome", "rejected",
+		    "reason", "size");
+		smtp_session_reply_now(s, 552, "5.3.4 Message size exceeds fixed "
+		    "maximum message size (%zu)", s->cfg->max_size);
 	} else if ((why = smtp_data_refusal(s->data.flags)) != NULL) {
 		log_info("session=%s client=%s message refused: %s", s->id,
 		    s->client_ip, why);

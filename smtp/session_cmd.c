@@ -21,6 +21,15 @@
 
 /* ---- commands: check (syntax and state), then decide ---- */
 
+/* mxgate_messages_total for a MAIL or RCPT refused here, before the hooks
+ * see it: syntax (a malformed or out-of-sequence command), limit, auth. */
+static void
+session_count_refusal(int code, const char *reason)
+{
+	metrics_inc("mxgate_messages_total", "outcome",
+	    code >= 500 ? "rejected" : "deferred", "reason", reason);
+}
+
 static int
 session_copy_args(struct smtp_session *s, const char *arg, const char *kw,
     const char **err_r, enum smtp_path_result *res_r)
@@ -74,6 +83,7 @@ session_check_mail_params(struct smtp_session *s)
 			errno = 0;
 			v = strtoull(p->value, &end, 10);
 			if (*end != '\0' || errno || p->value[0] == '-') {
+				session_count_refusal(501, "syntax");
 				smtp_session_reply_now(s, 501, "5.5.4 Bad SIZE value");
 				return -1;
 			}
@@ -94,12 +104,14 @@ session_check_mail_params(struct smtp_session *s)
 		    strcasecmp(p->keyword, "ENVID") == 0) {
 			/* RFC 3461 4.3, 4.4: checked below */
 		} else {
+			session_count_refusal(555, "syntax");
 			smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
 			    log_safe(p->keyword));
 			return -1;
 		}
 	}
 	if (smtp_path_dsn_mail(a, &dm, &err) == -1) {
+		session_count_refusal(501, "syntax");
 		smtp_session_reply_now(s, 501, "5.5.4 %s", err);
 		return -1;
 	}
@@ -116,17 +128,20 @@ session_check_rcpt_params(struct smtp_session *s)
 	size_t i;
 
 	if (a->nparams > 0 && !s->esmtp) {
+		session_count_refusal(555, "syntax");
 		smtp_session_reply_now(s, 555, "5.5.4 RCPT parameters need EHLO");
 		return -1;
 	}
 	for (i = 0; i < a->nparams; i++)
 		if (strcasecmp(a->params[i].keyword, "NOTIFY") != 0 &&
 		    strcasecmp(a->params[i].keyword, "ORCPT") != 0) {
+			session_count_refusal(555, "syntax");
 			smtp_session_reply_now(s, 555, "5.5.4 Unsupported parameter %s",
 			    log_safe(a->params[i].keyword));
 			return -1;
 		}
 	if (smtp_path_dsn_rcpt(a, &dr, &err) == -1) {
+		session_count_refusal(501, "syntax");
 		smtp_session_reply_now(s, 501, "5.5.4 %s", err);
 		return -1;
 	}
@@ -140,19 +155,23 @@ cmd_mail(struct smtp_session *s, struct smtp_command *c)
 	const char *err;
 
 	if (s->state == STATE_GREETED) {
+		session_count_refusal(503, "syntax");
 		smtp_session_reply_now(s, 503, "5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (s->state != STATE_READY) {
+		session_count_refusal(503, "syntax");
 		smtp_session_reply_now(s, 503, "5.5.1 Error: nested MAIL command");
 		return;
 	}
 	if (s->cfg->auth_required && s->auth_user == NULL) {
 		/* RFC 4954 6 */
+		session_count_refusal(530, "auth");
 		smtp_session_reply_now(s, 530, "5.7.0 Authentication required");
 		return;
 	}
 	if (session_copy_args(s, c->arg, "FROM", &err, &r) == -1) {
+		session_count_refusal(500, "syntax");
 		if (r == SMTP_PATH_SYNTAX)
 			smtp_session_reply_now(s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
 		else if (r == SMTP_PATH_BADPARAM)
@@ -163,6 +182,7 @@ cmd_mail(struct smtp_session *s, struct smtp_command *c)
 	}
 	if (!s->esmtp && s->pending_args.nparams > 0) {
 		/* RFC 5321 4.1.1.11 / RFC 1869: parameters need EHLO */
+		session_count_refusal(555, "syntax");
 		smtp_session_reply_now(s, 555, "5.5.4 MAIL parameters need EHLO");
 		return;
 	}
@@ -170,6 +190,7 @@ cmd_mail(struct smtp_session *s, struct smtp_command *c)
 		return;
 	if (s->pending_args.utf8 && !smtp_path_param(&s->pending_args, "SMTPUTF8")) {
 		/* RFC 6531 3.5 */
+		session_count_refusal(553, "syntax");
 		smtp_session_reply_now(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
@@ -183,15 +204,18 @@ cmd_rcpt(struct smtp_session *s, struct smtp_command *c)
 	const char *err;
 
 	if (s->state != STATE_MAIL && s->state != STATE_RCPT) {
+		session_count_refusal(503, "syntax");
 		smtp_session_reply_now(s, 503, "5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->nrcpt >= s->cfg->max_rcpts) {
 		/* RFC 5321 4.5.3.1.10: 452 for the extra recipients only */
+		session_count_refusal(452, "limit");
 		smtp_session_reply_now(s, 452, "4.5.3 Too many recipients");
 		return;
 	}
 	if (session_copy_args(s, c->arg, "TO", &err, &r) == -1) {
+		session_count_refusal(500, "syntax");
 		if (r == SMTP_PATH_SYNTAX)
 			smtp_session_reply_now(s, 501, "5.5.4 Syntax: RCPT TO:<address>");
 		else if (r == SMTP_PATH_BADPARAM)
@@ -203,6 +227,7 @@ cmd_rcpt(struct smtp_session *s, struct smtp_command *c)
 	if (session_check_rcpt_params(s) == -1)
 		return;
 	if (s->pending_args.utf8 && !s->smtputf8) {
+		session_count_refusal(553, "syntax");
 		smtp_session_reply_now(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
@@ -446,6 +471,8 @@ smtp_session_command(struct smtp_session *s, char *line, size_t len)
 	if (c.verb == SMTP_CMD_AUTH)
 		limit = SASL_LINE_MAX;	/* RFC 4954 4: initial responses */
 	if (len + 2 > limit) {
+		if (c.verb == SMTP_CMD_MAIL || c.verb == SMTP_CMD_RCPT)
+			session_count_refusal(500, "syntax");
 		smtp_session_reply_now(s, 500, "5.5.2 Error: command line longer than "
 		    "%zu octets (RFC 5321 4.5.3.1.4)", limit);
 		return;
@@ -464,6 +491,8 @@ smtp_session_command(struct smtp_session *s, char *line, size_t len)
 	if (s->state == STATE_BDAT_WAIT && c.verb != SMTP_CMD_BDAT &&
 	    c.verb != SMTP_CMD_RSET && c.verb != SMTP_CMD_QUIT &&
 	    c.verb != SMTP_CMD_NOOP) {
+		if (c.verb == SMTP_CMD_MAIL || c.verb == SMTP_CMD_RCPT)
+			session_count_refusal(503, "syntax");
 		smtp_session_reply_now(s, 503, "5.5.1 Error: BDAT expected");
 		return;
 	}

@@ -10,16 +10,20 @@ histogram buckets cumulative and ending in +Inf = _count.
 import json
 import os
 import re
+import resource
+import select
 import signal
+import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from conftest import (PYTHON, dot_stuff, free_port, insecure_client_context,
-                      ipv6_loopback_available, queued_id, spawn, stop_process,
-                      wait_until)
+                      ipv6_loopback_available, make_message, mxgate_bin,
+                      queued_id, spawn, stop_process, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNSSERVER = os.path.join(HERE, "..", "tools", "dnsserver.py")
@@ -116,6 +120,102 @@ def http(url, method="GET"):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
+
+
+def raw_http(port, data, half_close=False, timeout=10):
+    """Every octet the server sends for data, until it closes."""
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def parse_response(raw):
+    """(status, {lower-case field: value}, what follows the head)."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    assert sep, "no complete response head: %r" % raw[:300]
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.1 (\d{3}) ", lines[0])
+    assert m, lines[0]
+    fields = {}
+    for line in lines[1:]:
+        k, colon, v = line.partition(":")
+        assert colon and k.strip() == k and k.lower() not in fields, line
+        fields[k.lower()] = v.strip()
+    return int(m.group(1)), fields, rest
+
+
+def closed_by_peer(sock):
+    """Has the server closed sock (non-blocking) without a word?"""
+    try:
+        data = sock.recv(1)
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    assert data == b"", "the server sent %r on an idle connection" % data
+    return True
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of pid so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def lower_nofile(pid, n):
+    """Set pid's RLIMIT_NOFILE to n (soft and hard). A daemon that dropped
+    to another user is reached as that user (prlimit(2) wants the same
+    ids, or CAP_SYS_RESOURCE, which a container may lack)."""
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (n, n))
+        return
+    except PermissionError:
+        if os.geteuid() != 0:
+            raise
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Uid", "Gid"):
+                ids[k] = int(v.split()[0])
+    r = subprocess.run(
+        [PYTHON, "-c", "import resource, sys; resource.prlimit(int(sys.argv[1]),"
+         " resource.RLIMIT_NOFILE, (int(sys.argv[2]),) * 2)", str(pid), str(n)],
+        user=ids["Uid"], group=ids["Gid"], extra_groups=[],
+        capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise PermissionError(r.stderr.decode(errors="replace").strip())
+
+
+def break_spool_tmp(d):
+    """Make the spool's tmp/ unusable (a file where the directory was):
+    nothing new can be stored. Returns the function that undoes it."""
+    tmp = os.path.join(d.spool, "tmp")
+    os.rename(tmp, tmp + ".off")
+    open(tmp, "w").close()
+
+    def restore():
+        os.unlink(tmp)
+        os.rename(tmp + ".off", tmp)
+    return restore
+
+
+def message_counts(m):
+    return {(dict(p)["outcome"], dict(p)["reason"]): v
+            for (n, p), v in m.samples.items()
+            if n == "mxgate_messages_total" and v}
 
 
 def scrape(port):
@@ -251,6 +351,7 @@ def test_counters_match_the_traffic(mx, dns, tls_files):
     d = mx.daemon(sink, sections=sections)
 
     # before any traffic: every family there, the known series at zero
+    t0 = time.monotonic()
     m0 = scrape(mport)
     assert m0.get("mxgate_connections_total") == 0
     assert m0.get("mxgate_messages_total", outcome="accepted", reason="ok") == 0
@@ -289,12 +390,12 @@ def test_counters_match_the_traffic(mx, dns, tls_files):
 
     msgs = sink.wait_messages(2, daemon=d)
     m = settled(mport, delivered=2)
+    t1 = time.monotonic()
 
     assert m.get("mxgate_connections") == 0
     assert m.get("mxgate_connections_total") == 6
     assert m.total("mxgate_connections_refused_total") == 0
-    msg = {(dict(p)["outcome"], dict(p)["reason"]): v
-           for (n, p), v in m.samples.items() if n == "mxgate_messages_total" and v}
+    msg = message_counts(m)
     assert msg == {("accepted", "ok"): 2, ("accepted", "held"): 1,
                    ("rejected", "relay"): 1, ("rejected", "dmarc"): 1,
                    ("rejected", "size"): 1}, msg
@@ -344,8 +445,16 @@ def test_counters_match_the_traffic(mx, dns, tls_files):
     assert m.get("mxgate_delivery_attempts_total", outcome="delivered") == 2
     assert m.get("mxgate_delivery_attempts_total", outcome="deferred") == 0
     assert m.get("mxgate_delivery_attempts_total", outcome="failed") == 0
-    assert m.get("mxgate_queue_messages", state="held") == 1
     assert m.get("mxgate_metrics_dropped_total") == 0
+    # hold/ is read at most once every 30 s (counted at m0, when empty):
+    # the held message shows once that time has passed, not before
+    if t1 - t0 < 29:
+        assert m.get("mxgate_queue_messages", state="held") == 0, \
+            "hold/ counted again %.1fs after the last count" % (t1 - t0)
+    wait_until(lambda: scrape(mport).get("mxgate_queue_messages",
+                                         state="held") == 1,
+               40, interval=1, what="the held message counted")
+    assert time.monotonic() - t0 >= 29
 
 
 def test_second_scrape_moves_by_the_traffic(mx):
@@ -388,7 +497,8 @@ def test_second_scrape_moves_by_the_traffic(mx):
 
 def test_http_paths_and_methods(mx):
     mport = free_port()
-    mx.daemon(mx.sink(), sections=metrics_section(mport))
+    d = mx.daemon(mx.sink(), sections=metrics_section(mport))
+    assert "not a loopback address" not in d.log()
     base = "http://127.0.0.1:%d" % mport
     status, headers, body = http(base + "/metrics")
     assert status == 200
@@ -404,7 +514,7 @@ def test_http_paths_and_methods(mx):
         assert status == 405, (method, status)
         assert headers["Allow"] == "GET, HEAD", headers
     status, headers, body = http(base + "/metrics", method="HEAD")
-    assert status == 200 and body == b""
+    assert status == 200    # its content: test_head_sends_no_content
     # the endpoint needs no SMTP: nothing was counted as a connection
     assert scrape(mport).get("mxgate_connections_total") == 0
 
@@ -413,7 +523,8 @@ def test_ipv6_address(mx):
     if not ipv6_loopback_available():
         pytest.skip("no IPv6 loopback")
     mport = free_port("::1")
-    mx.daemon(mx.sink(), sections={"metrics": {"listen": "[::1]:%d" % mport}})
+    d = mx.daemon(mx.sink(), sections={"metrics": {"listen": "[::1]:%d" % mport}})
+    assert "not a loopback address" not in d.log()
     status, _, body = http("http://[::1]:%d/metrics" % mport)
     assert status == 200
     assert Metrics(body.decode()).get("mxgate_connections") == 0
@@ -486,3 +597,323 @@ def test_address_in_use_stops_start(mx):
         assert d.proc.wait(timeout=20) != 0
     assert re.search(r"\[metrics\] listen = 127\.0\.0\.1:%d: cannot listen: "
                      r"Address already in use" % port, d.log()), d.tail()
+
+
+def test_non_loopback_address_is_warned(mx):
+    """Not refused (a management network may be meant), but said."""
+    mport = free_port("0.0.0.0")
+    d = mx.daemon(mx.sink(), sections={"metrics": {"listen": "0.0.0.0:%d" % mport}})
+    assert re.search(r"warning: \[metrics\] listen = 0\.0\.0\.0:%d is not a "
+                     r"loopback address" % mport, d.log()), d.tail()
+    assert scrape(mport).get("mxgate_connections") == 0
+
+
+# ---------------------------------------------------------------- HTTP
+
+def test_head_sends_no_content(mx):
+    """RFC 9110 9.3.2: the answer to HEAD ends with its head, whatever
+    the status; Content-Length, if there, is what GET would send."""
+    mport = free_port()
+    mx.daemon(mx.sink(), sections=metrics_section(mport))
+    status, fields, body = parse_response(
+        raw_http(mport, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 200 and body and int(fields["content-length"]) == len(body)
+    Metrics(body.decode())
+    status, fields, rest = parse_response(
+        raw_http(mport, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 200
+    assert rest == b"", "content after a HEAD answer: %r" % rest[:200]
+    assert fields["content-type"].startswith("text/plain; version=0.0.4")
+    if "content-length" in fields:
+        assert int(fields["content-length"]) == len(body)
+    for path, code in (("/other", 404), ("/metrics/", 404)):
+        status, fields, rest = parse_response(
+            raw_http(mport, b"HEAD %s HTTP/1.1\r\n\r\n" % path.encode()))
+        assert status == code and rest == b"", (path, status, rest)
+
+
+def test_malformed_requests(mx):
+    """Each bad request gets its error and the connection closes; the
+    endpoint goes on serving."""
+    mport = free_port()
+    d = mx.daemon(mx.sink(), sections=metrics_section(mport))
+    long_field = b"X-Long: " + b"a" * 9000
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /metrics\r\n\r\n", 400),
+        (b"GET  /metrics HTTP/1.1\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1 x\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.10\r\n\r\n", 400),
+        (b"G\x00ET /metrics HTTP/1.1\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+        (b"GET /metrics HTTP/2.0\r\n\r\n", 505),
+        (b"GET /metrics HTTP/1.1\r\n" + long_field + b"\r\n\r\n", 431),
+        (b"GET /metrics HTTP/1.1\r\n" + long_field, 431),   # no end of line
+        (b"GET /" + b"m" * 9000 + b" HTTP/1.1\r\n\r\n", 431),
+        (b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
+        # well formed after all: empty lines first (RFC 9112 2.2), bare LF,
+        # HTTP/1.0, absolute form
+        (b"\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n", 200),
+        (b"GET /metrics HTTP/1.0\n\n", 200),
+        (b"GET http://127.0.0.1/metrics?x=1 HTTP/1.1\r\n\r\n", 200),
+    ]
+    for req, code in cases:
+        raw = raw_http(mport, req)
+        status, fields, rest = parse_response(raw)
+        assert status == code, (req[:60], raw[:200])
+        assert fields["connection"] == "close"
+        assert int(fields["content-length"]) == len(rest), (req[:60], raw[:200])
+    # one request per connection: a second one pipelined is not answered
+    raw = raw_http(mport, b"GET /metrics HTTP/1.1\r\n\r\nGET /other HTTP/1.1\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 ") == 1 and raw.startswith(b"HTTP/1.1 200 ")
+    # a client that half-closes after its request still gets the answer
+    status, fields, body = parse_response(
+        raw_http(mport, b"GET /metrics HTTP/1.0\r\n\r\n", half_close=True))
+    assert status == 200 and int(fields["content-length"]) == len(body) > 0
+    assert d.running()
+    assert scrape(mport).get("mxgate_metrics_dropped_total") == 0
+
+
+def test_idle_connections_are_capped(mx):
+    """40 idle connections: past the cap (16) the oldest are closed at
+    once, and a scrape from a new connection and an SMTP session are
+    both served promptly."""
+    mport = free_port()
+    d = mx.daemon(mx.sink(), sections=metrics_section(mport))
+    idle = []
+    try:
+        for _ in range(40):
+            idle.append(socket.create_connection(("127.0.0.1", mport), timeout=5))
+            idle[-1].setblocking(False)
+        t0 = time.monotonic()
+        closed = set()
+
+        def count_closed():
+            for i, s in enumerate(idle):
+                if i not in closed and closed_by_peer(s):
+                    closed.add(i)
+            return len(closed)
+        wait_until(lambda: count_closed() >= 24, 3,
+                   what="the connections past the cap closed")
+        assert time.monotonic() - t0 < 3
+        # the oldest went: the 16 newest are open
+        assert closed == set(range(24)), sorted(closed)
+
+        t = time.monotonic()
+        m = scrape(mport)
+        assert time.monotonic() - t < 2, "a scrape took %.1fs" % (time.monotonic() - t)
+        assert m.get("mxgate_connections") == 0
+        # room for the scrape was made by closing the oldest idle one
+        wait_until(lambda: count_closed() == 25, 3, what="one more closed")
+        t = time.monotonic()
+        with d.connect(timeout=5) as c:
+            c.greeting()
+            c.ehlo()
+            c.expect(250, "NOOP")
+            c.expect(221, "QUIT")
+        assert time.monotonic() - t < 2
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_trickling_client_is_cut_at_the_deadline(mx):
+    """A request trickling one octet a second is closed 10 s after accept:
+    what arrives does not extend the time."""
+    mport = free_port()
+    d = mx.daemon(mx.sink(), sections=metrics_section(mport))
+    data = b"GET /metrics HTTP/1.1\r\nX-Trickle: " + b"a" * 100
+    closed_at = None
+    s = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    t0 = time.monotonic()
+    try:
+        for octet in data:
+            if time.monotonic() - t0 > 16:
+                break
+            try:
+                s.send(bytes([octet]))
+            except OSError:
+                closed_at = time.monotonic() - t0
+                break
+            readable, _, _ = select.select([s], [], [], 1.0)
+            if readable:
+                try:
+                    chunk = s.recv(4096)
+                except ConnectionResetError:
+                    chunk = b""
+                assert chunk == b"", "an answer to an unfinished request: %r" % chunk
+                closed_at = time.monotonic() - t0
+                break
+    finally:
+        s.close()
+    assert closed_at is not None, "still open after 16s of trickling"
+    assert 9 <= closed_at <= 13, "closed after %.1fs" % closed_at
+    assert d.running()
+    assert scrape(mport).get("mxgate_metrics_dropped_total") == 0
+
+
+def test_descriptor_exhaustion(mx):
+    """The daemon's descriptor limit lowered to a few over what it has
+    open, then more metrics connections than it can accept: accept()
+    pauses (no spin, a line a second at most) and an open SMTP session
+    is still answered; once the clients go, everything is served again."""
+    mport = free_port()
+    d = mx.daemon(mx.sink(), sections=metrics_section(mport))
+    pid = d.proc.pid
+    scrape(mport)
+    c = d.connect(timeout=5)
+    socks = []
+    try:
+        c.greeting()
+        c.ehlo()
+        nfd = len(os.listdir("/proc/%d/fd" % pid))
+        try:
+            lower_nofile(pid, nfd + 3)
+        except OSError as e:
+            pytest.skip("cannot lower the daemon's descriptor limit: %s" % e)
+        lines0 = len(d.log().splitlines())
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        for _ in range(30):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", mport))
+            socks.append(s)
+        time.sleep(3)
+        elapsed = time.monotonic() - t0
+        cpu = cpu_seconds(pid) - cpu0
+        new_lines = d.log().splitlines()[lines0:]
+        assert cpu < 0.5 * elapsed, "%.2fs CPU in %.2fs" % (cpu, elapsed)
+        assert len(new_lines) <= 3 * elapsed + 4, "%d lines:\n%s" % (
+            len(new_lines), "\n".join(new_lines[:20]))
+        # the limit was reached, and said
+        assert any(re.search(r"metrics: accept failed: Too many open files; "
+                             r"pausing", l) for l in new_lines), new_lines
+        t = time.monotonic()
+        c.expect(250, "NOOP", timeout=5)
+        assert time.monotonic() - t < 2
+    finally:
+        for s in socks:
+            s.close()
+    # the clients gone, their connections end (EOF) and descriptors free up
+    c.expect(250, "NOOP", timeout=5)
+    c.close()
+
+    def served():
+        try:
+            with d.connect(timeout=5) as c2:
+                c2.greeting()
+                c2.expect(221, "QUIT")
+            return scrape(mport)
+        except (OSError, AssertionError):
+            return None
+    wait_until(served, 15, interval=0.5, what="SMTP and the endpoint served again")
+
+
+# ---------------------------------------------------------------- counting
+
+def test_failed_recipient_counted_once_while_its_bounce_waits(mx):
+    """A recipient failed (5xx) whose bounce cannot be queued goes back to
+    pending and fails again next attempt: counted deferred until the
+    attempt that queues the bounce counts it failed, once."""
+    bounce_sink = mx.sink(name="bounces")
+    port, mport = free_port(), free_port()
+    sections = {"route *": {"hosts": bounce_sink.hostport}}
+    sections.update(metrics_section(mport))
+    d = mx.daemon(route_to="127.0.0.1:%d" % port, sections=sections)
+    with d.connect() as c:
+        c.greeting()
+        qid = queued_id(c.send_message("sender@remote.test", ["user@example.test"],
+                                       make_message("bounced later")))
+    d.wait_log(r"id=%s deferred" % qid, timeout=20)   # nobody listening yet
+    restore = break_spool_tmp(d)
+    try:
+        mx.sink("--data-reply", "554 5.7.1 go away", port=port, name="rejecting")
+        d.wait_log(r"id=%s bounce could not be queued" % qid, timeout=30, count=2)
+        m = scrape(mport)
+        assert m.get("mxgate_delivery_attempts_total", outcome="failed") == 0
+        assert m.get("mxgate_delivery_attempts_total", outcome="deferred") >= 3
+    finally:
+        restore()
+    b = bounce_sink.wait_messages(1, daemon=d)
+    assert b[0]["rcpts"] == ["sender@remote.test"]
+    d.wait_queue_empty()
+    m = settled(mport, delivered=1)
+    assert m.get("mxgate_delivery_attempts_total", outcome="failed") == 1
+    assert m.get("mxgate_delivery_attempts_total", outcome="delivered") == 1
+
+
+def test_bdat_refused_at_start_and_oversize_counted_once(mx):
+    """BDAT: a message refused at its start (storage) that then exceeds
+    the size limit keeps the refusal, counted once."""
+    mport = free_port()
+    sections = {"limits": {"message_size": "1k"}}
+    sections.update(metrics_section(mport))
+    d = mx.daemon(mx.sink(), sections=sections)
+    restore = break_spool_tmp(d)
+    try:
+        with d.connect() as c:
+            c.greeting()
+            c.ehlo()
+            c.expect(250, "MAIL FROM:<alice@sender.test>")
+            c.expect(250, "RCPT TO:<user@example.test>")
+            c.send(b"BDAT 1000\r\n" + b"x" * 998 + b"\r\n")
+            c.expect(451)
+            c.send(b"BDAT 1000 LAST\r\n" + b"y" * 998 + b"\r\n")
+            c.expect(451)
+            c.expect(221, "QUIT")
+    finally:
+        restore()
+    m = settled(mport)
+    assert message_counts(m) == {("deferred", "storage"): 1}, message_counts(m)
+
+
+def test_refused_mail_and_rcpt_counted(mx, tls_files):
+    """Refusals the SMTP layer makes itself, before the hooks: each MAIL
+    or RCPT refused counts once (syntax, limit, auth)."""
+    cert, key = tls_files
+    users = os.path.join(mx.dir, "users")
+    r = subprocess.run([str(mxgate_bin()), "user", "add", "alice", "--domains",
+                        "example.test", "--file", users], input=b"pw-pw-pw-pw\n",
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    sub_port, mport = free_port(), free_port()
+    sections = {
+        "tls": {"certificate": cert, "key": key},
+        "listener sub": {"address": "127.0.0.1", "port": str(sub_port),
+                         "profile": "submission"},
+        "submission": {"users": users},
+    }
+    sections.update(metrics_section(mport))
+    d = mx.daemon(mx.sink(), sections=sections)
+    with d.connect() as c:
+        c.greeting()
+        c.expect(503, "MAIL FROM:<a@sender.test>")             # before EHLO
+        c.ehlo()
+        c.expect(503, "RCPT TO:<user@example.test>")           # before MAIL
+        c.expect(501, "MAIL FROM:alice")
+        c.expect(555, "MAIL FROM:<a@sender.test> FOO=BAR")
+        c.expect(250, "MAIL FROM:<a@sender.test>")
+        c.expect(503, "MAIL FROM:<a@sender.test>")             # nested
+        c.expect(501, "RCPT TO:nobody")
+        for i in range(100):
+            c.expect(250, "RCPT TO:<u%d@example.test>" % i)
+        c.expect(452, "RCPT TO:<u100@example.test>")           # RFC 5321 limit
+        c.expect(250, "RSET")
+        # 1023 octets and CRLF: over the limit for MAIL (RFC 5321
+        # 4.5.3.1.4 with parameters: 1024), read whole in any segmentation
+        long_mail = "MAIL FROM:<%s@sender.test>" % ("a" * 999)
+        assert len(long_mail) == 1023
+        c.expect(500, long_mail)
+        c.expect(221, "QUIT")
+    with d.connect(port=sub_port) as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(530, "MAIL FROM:<alice@example.test>")
+        c.expect(221, "QUIT")
+    m = settled(mport)
+    assert message_counts(m) == {("rejected", "syntax"): 7,
+                                 ("deferred", "limit"): 1,
+                                 ("rejected", "auth"): 1}, message_counts(m)
