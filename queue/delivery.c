@@ -14,6 +14,9 @@
 #include "queue/mxlookup.h"
 #include "smtp/path.h"
 
+/* the receiving session, for the log line of a message */
+#define SESSION_OF(e)	((e)->session ? log_safe((e)->session) : "-")
+
 #define DEST_CONCURRENCY	10
 #define MX_PORT			25
 
@@ -501,8 +504,9 @@ job_sent_cb(struct smtp_client *c, const struct smtp_client_reply *replies,
 	if (j->reused && !conn_ok && j->ngroup > 0 && replies[0].code == 0) {
 		/* The peer closed the pooled connection while it was idle:
 		 * not a delivery failure; try afresh. */
-		log_debug("id=%s pooled connection to %s was closed; reconnecting",
-		    j->env->id, smtp_client_peer(c));
+		log_debug("session=%s id=%s pooled connection to %s was "
+		    "closed; reconnecting",
+		    SESSION_OF(j->env), j->env->id, smtp_client_peer(c));
 		j->conn = NULL;
 		conn_free(conn);
 		job_try_host(j);
@@ -550,8 +554,10 @@ job_ready_cb(struct smtp_client *c, int ok, const char *err, void *arg)
 
 	if (!ok) {
 		/* RFC 5321 5.1: on to the next host. */
-		log_info("id=%s route=%s host=%s connection failed: %s",
-		    j->env->id, job_route_name(j), h->spec, log_safe(err));
+		log_info("session=%s id=%s route=%s host=%s connection failed: "
+		    "%s",
+		    SESSION_OF(j->env), j->env->id, job_route_name(j), h->spec,
+		    log_safe(err));
 		conn_free(j->conn);
 		j->conn = NULL;
 		j->host++;
@@ -607,8 +613,10 @@ job_try_host(struct delivery_job *j)
 		/* Woken by dest_wake when a connection there is released. */
 		if (j->wait_seq == 0)
 			j->wait_seq = ++ctx->wait_seq;
-		log_debug("id=%s host=%s: %d connections in use, waiting",
-		    j->env->id, h->spec, ctx->p.dest_concurrency);
+		log_debug("session=%s id=%s host=%s: %d connections in use, "
+		    "waiting",
+		    SESSION_OF(j->env), j->env->id, h->spec,
+		    ctx->p.dest_concurrency);
 		return;
 	}
 	j->wait_seq = 0;
@@ -696,7 +704,8 @@ job_on_mx(const struct mx_result *res, void *arg)
 
 	j->mxl = NULL;
 	if (res->status != MX_OK) {
-		log_info("id=%s domain=%s MX lookup: %s", j->env->id,
+		log_info("session=%s id=%s domain=%s MX lookup: %s",
+		    SESSION_OF(j->env), j->env->id,
 		    res->domain, log_safe(res->text));
 		job_record_all(j, res->status == MX_PERM ? res->code : 0,
 		    res->text);
@@ -711,14 +720,15 @@ job_on_mx(const struct mx_result *res, void *arg)
 		snprintf(text, sizeof(text), "mail for %s loops back to myself "
 		    "(%s is an MX host of %s; RFC 5321 5.1)", res->domain,
 		    j->ctx->p.helo, res->domain);
-		log_warning("id=%s domain=%s %s", j->env->id, res->domain, text);
+		log_warning("session=%s id=%s domain=%s %s",
+		    SESSION_OF(j->env), j->env->id, res->domain, text);
 		job_record_all(j, 0, text);
 		return;
 	}
 	if (self)
-		log_debug("id=%s domain=%s we are an MX host: %zu more "
-		    "preferred address(es) of %zu", j->env->id, res->domain, n,
-		    res->ntargets);
+		log_debug("session=%s id=%s domain=%s we are an MX host: %zu "
+		    "more preferred address(es) of %zu", SESSION_OF(j->env),
+		    j->env->id, res->domain, n, res->ntargets);
 	j->mxt = calloc(n, sizeof(*j->mxt));
 	j->mxh = calloc(n, sizeof(*j->mxh));
 	if (j->mxt == NULL || j->mxh == NULL) {
@@ -731,7 +741,8 @@ job_on_mx(const struct mx_result *res, void *arg)
 		j->mxh[i].addr = (const struct sockaddr *)&j->mxt[i].addr;
 		j->mxh[i].addrlen = j->mxt[i].addrlen;
 		j->mxh[i].name = j->mxt[i].name;
-		log_debug("id=%s domain=%s target %zu: %s pref=%u", j->env->id,
+		log_debug("session=%s id=%s domain=%s target %zu: %s pref=%u",
+		    SESSION_OF(j->env), j->env->id,
 		    res->domain, i, j->mxt[i].spec, j->mxt[i].pref);
 	}
 	j->hosts = j->mxh;

@@ -15,6 +15,9 @@
 #include "queue/dsn.h"
 #include "smtp/path.h"
 
+/* the receiving session, for the log line of a message */
+#define SESSION_OF(e)	((e)->session ? log_safe((e)->session) : "-")
+
 struct sched_entry {
 	char id[ID_LEN + 1];
 	long long when;
@@ -261,13 +264,16 @@ sched_report(struct scheduler *s, const struct sched_entry *e,
 		n += sched_reports(e, i, kind);
 		if (kind == DSN_FAILED && sched_new_failure(e, i) &&
 		    !sched_reports(e, i, kind))
-			log_info("id=%s to=<%s> failure not reported: NOTIFY", env->id,
+			log_info("session=%s id=%s to=<%s> failure not "
+			    "reported: NOTIFY",
+			    SESSION_OF(env), env->id,
 			    log_safe(env->rcpts[i].addr));
 	}
 	if (n == 0)
 		return 0;
 	if (env->sender == NULL || env->sender[0] == '\0') {
-		log_info("id=%s %s: null sender", env->id, kind == DSN_FAILED ?
+		log_info("session=%s id=%s %s: null sender",
+		    SESSION_OF(env), env->id, kind == DSN_FAILED ?
 		    "failed recipients not bounced" : kind == DSN_DELAYED ?
 		    "no delay warning" : "no success notification");
 		return 0;
@@ -288,7 +294,8 @@ sched_report(struct scheduler *s, const struct sched_entry *e,
 	}
 	if ((m = spool_msg_new(s->sp, id)) == NULL) {
 		free(rc);
-		log_error("id=%s %s could not be queued", env->id, what[kind]);
+		log_error("session=%s id=%s %s could not be queued",
+		    SESSION_OF(env), env->id, what[kind]);
 		return -1;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -313,7 +320,8 @@ sched_report(struct scheduler *s, const struct sched_entry *e,
 	memset(&be, 0, sizeof(be));
 	if (r == -1 || spool_msg_write(m, b.data, b.len) == -1) {
 		spool_msg_abort(m);
-		log_error("id=%s %s could not be queued", env->id, what[kind]);
+		log_error("session=%s id=%s %s could not be queued",
+		    SESSION_OF(env), env->id, what[kind]);
 		buf_free(&b);
 		return -1;
 	}
@@ -327,17 +335,21 @@ sched_report(struct scheduler *s, const struct sched_entry *e,
 	    envelope_set(&be.sender, "") == -1 ||
 	    envelope_add_rcpt(&be, env->sender) == -1) {
 		spool_msg_abort(m);
-		log_error("id=%s %s could not be queued: out of memory", env->id,
+		log_error("session=%s id=%s %s could not be queued: out of "
+		    "memory",
+		    SESSION_OF(env), env->id,
 		    what[kind]);
 		envelope_free(&be);
 		return -1;
 	}
 	if (spool_msg_commit(m, &be) == -1) {
-		log_error("id=%s %s could not be queued", env->id, what[kind]);
+		log_error("session=%s id=%s %s could not be queued",
+		    SESSION_OF(env), env->id, what[kind]);
 		envelope_free(&be);
 		return -1;
 	}
-	log_info("id=%s %s queued as id=%s to=<%s> recipients=%zu", env->id,
+	log_info("session=%s id=%s %s queued as id=%s to=<%s> recipients=%zu",
+	    SESSION_OF(env), env->id,
 	    what[kind], be.id, log_safe(env->sender), n);
 	scheduler_add(s, be.id, 0);
 	envelope_free(&be);
@@ -420,10 +432,13 @@ sched_done_cb(struct envelope *env, void *arg)
 	e->prev_state = NULL;
 	if (pending == 0) {
 		if (spool_remove(s->sp, env->id) == -1)
-			log_error("id=%s cannot remove from spool: %s", env->id,
+			log_error("session=%s id=%s cannot remove from spool: "
+			    "%s",
+			    SESSION_OF(env), env->id,
 			    strerror(errno));
 		else
-			log_info("id=%s removed from queue", env->id);
+			log_info("session=%s id=%s removed from queue",
+			    SESSION_OF(env), env->id);
 		sched_drop(s, e);
 		return;
 	}
@@ -431,7 +446,9 @@ sched_done_cb(struct envelope *env, void *arg)
 	if (spool_update(s->sp, env) == -1) {
 		/* The old envelope is still in place: delivered recipients
 		 * may be attempted again (a duplicate, never a loss). */
-		log_error("id=%s envelope update failed; retrying later", env->id);
+		log_error("session=%s id=%s envelope update failed; retrying "
+		    "later",
+		    SESSION_OF(env), env->id);
 	}
 	e->when = env->next_attempt;
 	log_info("session=%s id=%s deferred pending=%zu attempts=%d "

@@ -49,6 +49,9 @@ def test_json_lines(mx):
     assert s["client"] == "127.0.0.1" and s["from"] == "<alice@sender.test>"
     assert s["to"] == "<user@example.test>" and s["level"] == "info"
     assert "session" in s and "spf" in s and "dmarc" in s
+    # the delivery line names the receiving session as well as the queue id
+    sent = [o for o in objs if o.get("id") == qid and o.get("status") == "sent"]
+    assert len(sent) == 1 and sent[0].get("session") == s["session"], sent
     ready = [o for o in objs if o.get("msg", "").startswith("mxgate ready")]
     assert ready and ready[0]["hostname"] == d.sections["server"]["hostname"]
     # a hostile HELO stays inside its string
