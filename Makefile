@@ -188,7 +188,7 @@ check-unit:
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c smtp/command.c smtp/path.c smtp/datastream.c \
+FUZZ_LIB_SRCS = lib/buf.c lib/log.c lib/id.c lib/dns.c lib/dns_cache.c lib/metrics.c smtp/command.c smtp/path.c smtp/datastream.c \
 	queue/envelope.c auth/spf.c auth/spf_macro.c auth/spf_record.c \
 	auth/spf_header.c smtp/message.c auth/dkim.c auth/dkim_canon.c \
 	auth/dkim_tags.c auth/dkim_sign.c auth/dkim_key.c auth/dkim_keycache.c smtp/address.c lib/cidr.c \
@@ -200,7 +200,7 @@ fuzz: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl libpsl libxml-2.0 zlib libzip)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs openssl libpsl libxml-2.0 zlib libzip libcares libevent) -lpthread
 
 # Benchmarks (timings, never pass/fail): see tests/bench/.
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libmxgate.a

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "auth/spf.h"
+#include "lib/dns.h"
 #include "auth/spf_int.h"
 
 #define SPF_MAX_TERMS		10	/* RFC 7208 4.6.4 */
@@ -170,10 +171,9 @@ set_ip(struct spf *s, const char *ip)
 		return;
 	}
 	inet_ntop(s->family, s->addr, s->ip_c, sizeof(s->ip_c));
+	dns_reverse_name(s->ip_c, s->rev, sizeof(s->rev));
 	if (s->family == AF_INET) {
 		memcpy(s->ip_i, s->ip_c, sizeof(s->ip_c));
-		snprintf(s->rev, sizeof(s->rev), "%u.%u.%u.%u.in-addr.arpa",
-		    s->addr[3], s->addr[2], s->addr[1], s->addr[0]);
 		return;
 	}
 	/* RFC 7208 7.3: i is dotted nibbles for IPv6 */
@@ -183,13 +183,6 @@ set_ip(struct spf *s, const char *ip)
 		*p++ = hex[s->addr[i] & 15];
 		*p++ = i == 15 ? '\0' : '.';
 	}
-	for (p = s->rev, i = 15; i >= 0; i--) {
-		*p++ = hex[s->addr[i] & 15];
-		*p++ = '.';
-		*p++ = hex[s->addr[i] >> 4];
-		*p++ = '.';
-	}
-	strcpy(p, "ip6.arpa");
 }
 
 /*

@@ -177,6 +177,9 @@ int outbound_data_start(struct gw_conn *c);
 void outbound_feed(struct gw_conn *c, const char *p, size_t n);
 int outbound_finish(struct gw_conn *c, struct buf *out, struct verdict *v_r);
 void outbound_clear(struct gw_conn *c);
+/* Signing parameters for sg's keys (at most max) into p: the count. */
+size_t outbound_sign_params(const struct config_signer *sg,
+    struct dkim_sign_params *p, size_t max, int oversign);
 /* 1 if the authenticated user may send with From domain (auth.c). */
 int gw_auth_may_send_as(struct gateway *gw, const char *user,
     const char *domain);

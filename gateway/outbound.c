@@ -63,6 +63,23 @@ outbound_feed(struct gw_conn *c, const char *p, size_t n)
  * the message must be refused (an authenticated user sending as a domain
  * it may not use).
  */
+size_t
+outbound_sign_params(const struct config_signer *sg, struct dkim_sign_params *p,
+    size_t max, int oversign)
+{
+	size_t i, n = sg->nkeys < max ? sg->nkeys : max;
+
+	memset(p, 0, n * sizeof(*p));
+	for (i = 0; i < n; i++) {
+		p[i].domain = sg->domain;
+		p[i].selector = sg->keys[i].selector;
+		p[i].key = sg->keys[i].key;
+		p[i].headers = sg->headers;
+		p[i].oversign = oversign;
+	}
+	return n;
+}
+
 int
 outbound_finish(struct gw_conn *c, struct buf *out, struct verdict *v_r)
 {
@@ -108,16 +125,8 @@ outbound_finish(struct gw_conn *c, struct buf *out, struct verdict *v_r)
 	else if (c->signer == NULL)
 		buf_appendf(&note, "none:signer-unavailable");
 	else {
-		size_t n = sg->nkeys < 8 ? sg->nkeys : 8;
+		size_t n = outbound_sign_params(sg, p, 8, 1);
 
-		memset(p, 0, sizeof(p));
-		for (i = 0; i < n; i++) {
-			p[i].domain = sg->domain;
-			p[i].selector = sg->keys[i].selector;
-			p[i].key = sg->keys[i].key;
-			p[i].headers = sg->headers;
-			p[i].oversign = 1;
-		}
 		if (dkim_signer_end(c->signer, p, n, out, err, sizeof(err)) == -1)
 			buf_appendf(&note, "none:error:%s", err);
 		else

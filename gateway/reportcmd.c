@@ -79,7 +79,6 @@ reportcmd_send(struct config *cfg, const char *store_path, int now_mode)
 	struct dkim_sign_params *keys = NULL;
 	const struct config_signer *sg;
 	char err[512], *lockpath = NULL;
-	size_t i;
 	int ret = 1, lockfd = -1;
 
 	if (!cfg->report_send) {
@@ -102,12 +101,7 @@ reportcmd_send(struct config *cfg, const char *store_path, int now_mode)
 	sg = config_signer_for(cfg, strrchr(cfg->report_email, '@') + 1);
 	if ((keys = calloc(sg->nkeys, sizeof(*keys))) == NULL)
 		goto oom;
-	for (i = 0; i < sg->nkeys; i++) {
-		keys[i].domain = sg->domain;
-		keys[i].selector = sg->keys[i].selector;
-		keys[i].key = sg->keys[i].key;
-		keys[i].headers = sg->headers;
-	}
+	outbound_sign_params(sg, keys, sg->nkeys, 0);
 	if ((sp = spool_open(cfg->spool, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxgate: %s\n", err);
 		goto out;

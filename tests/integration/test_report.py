@@ -127,6 +127,22 @@ class Env:
                                                             r.stderr)
         return r
 
+    def backdate(self, seconds=172800):
+        """Stop the daemon, move every recorded evaluation back (two days:
+        into a finished period), restart it."""
+        time.sleep(0.3)
+        self.d.stop()
+        store = os.path.join(self.d.spool, "reports.db")
+        r = subprocess.run(["sqlite3", store, "UPDATE evaluations SET time = "
+                            "time - %d;" % seconds],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        st = os.stat(self.d.spool)     # sqlite3 ran as us: the daemon's again
+        for f in os.listdir(self.d.spool):
+            if f.startswith("reports.db"):
+                os.chown(os.path.join(self.d.spool, f), st.st_uid, st.st_gid)
+        self.d.start()
+
     def dnsfunc(self, name, timeout=5):
         name = name.decode() if isinstance(name, bytes) else name
         for rec in self.zone.get(name.rstrip(".").lower(), []):
@@ -417,18 +433,7 @@ def test_report_child_holds_no_client_socket(env):
     e.send(message())
     e.send(message(frm="bob@other.test"), mailfrom="bob@other.test")
     e.sink.wait_messages(2, daemon=e.d)
-    time.sleep(0.3)
-    e.d.stop()
-    store = os.path.join(e.d.spool, "reports.db")
-    r = subprocess.run(["sqlite3", store,
-                        "UPDATE evaluations SET time = time - 172800;"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    st = os.stat(e.d.spool)
-    for f in os.listdir(e.d.spool):
-        if f.startswith("reports.db"):
-            os.chown(os.path.join(e.d.spool, f), st.st_uid, st.st_gid)
-    e.d.start()
+    e.backdate()
     c = e.d.connect()
     c.greeting()
     e.d.wait_log(r"report send started", timeout=30)
@@ -466,19 +471,7 @@ def test_daemon_sends_overdue_report(env, mx):
     e = env("v=DMARC1; p=reject; rua=mailto:dmarc@signer.test")
     e.send(signed(e, message()))
     e.sink.wait_messages(1, daemon=e.d)
-    time.sleep(0.3)
-    e.d.stop()
-    store = os.path.join(e.d.spool, "reports.db")
-    # move the evaluation two days back, into a finished period
-    r = subprocess.run(["sqlite3", store,
-                        "UPDATE evaluations SET time = time - 172800;"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    st = os.stat(e.d.spool)
-    for f in os.listdir(e.d.spool):
-        if f.startswith("reports.db"):
-            os.chown(os.path.join(e.d.spool, f), st.st_uid, st.st_gid)
-    e.d.start()
+    e.backdate()
     m = e.rua.wait_messages(1, timeout=60, daemon=e.d)[0]
     fn, xml = attachment(m["eml"])
     root, recs = records(xml)
