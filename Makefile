@@ -45,6 +45,8 @@ LIB_SRCS = \
 	smtp/tls.c \
 	smtp/client.c \
 	smtp/message.c \
+	smtp/mime.c \
+	smtp/reply.c \
 	smtp/address.c \
 	auth/spf.c \
 	auth/spf_macro.c \
@@ -136,12 +138,15 @@ UNIT_TESTS = \
 	test_report_store \
 	test_report_aggregate \
 	test_report_import \
-	test_report_send
+	test_report_send \
+	test_reply \
+	test_mime
 
 FUZZ_TARGETS = fuzz_command fuzz_datastream fuzz_path fuzz_envelope \
 	fuzz_spf_record fuzz_spf_macro fuzz_message fuzz_dkim_tags \
 	fuzz_dkim_canon fuzz_dkim_key fuzz_dmarc_record fuzz_from fuzz_received \
-	fuzz_sasl fuzz_dsn fuzz_report_import
+	fuzz_sasl fuzz_dsn fuzz_report_import fuzz_reply fuzz_mime fuzz_config \
+	fuzz_http
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
@@ -177,6 +182,7 @@ san:
 # fuzz run when clang is present. Ends with "N passed, N failed".
 check:
 	$(MAKE) SAN=1 all unit-tests
+	$(MAKE) all	# the plain build, for the valgrind leak test
 	MXGATE_BUILD=build-san tests/run-all.sh
 
 check-unit:

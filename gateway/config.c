@@ -412,13 +412,49 @@ config_limits(struct config_load *ld, const char *section, const char *name,
 		if (config_parse_size(v, &cfg->min_free_space) == -1)
 			config_bad_value(ld, section, name,
 			    "expected a size (e.g. 64m; 0 turns the check off)", v);
-	} else if (IS("command_timeout") || IS("data_timeout")) {
+	} else if (IS("command_timeout") || IS("data_timeout") ||
+	    IS("tls_timeout")) {
 		int *t = IS("command_timeout") ? &cfg->command_timeout :
-		    &cfg->data_timeout;
+		    IS("data_timeout") ? &cfg->data_timeout : &cfg->tls_timeout;
 
 		if (config_parse_duration(v, t) == -1 || *t < 1)
 			config_bad_value(ld, section, name,
 			    "expected a duration (e.g. 300, 5m)", v);
+	} else if (IS("pregreet_wait") || IS("error_delay")) {
+		int *t = IS("pregreet_wait") ? &cfg->pregreet_wait :
+		    &cfg->error_delay;
+
+		if (config_parse_duration(v, t) == -1 || *t > 60)
+			config_bad_value(ld, section, name,
+			    "expected a duration from 0 to 60s", v);
+	} else if (IS("min_data_rate")) {
+		if (config_parse_int(v, 0, 1000000000, &cfg->min_data_rate) == -1)
+			config_bad_value(ld, section, name,
+			    "expected octets per second (0 turns it off)", v);
+	} else if (IS("soft_error_limit") || IS("hard_error_limit") ||
+	    IS("junk_commands")) {
+		int *t = IS("soft_error_limit") ? &cfg->soft_error_limit :
+		    IS("hard_error_limit") ? &cfg->hard_error_limit :
+		    &cfg->junk_limit;
+
+		if (config_parse_int(v, 1, 100000, t) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a number from 1 to 100000", v);
+	} else if (IS("header_size")) {
+		if (config_parse_size(v, &cfg->header_size) == -1 ||
+		    cfg->header_size < 1024 || cfg->header_size > 64 * 1024 * 1024)
+			config_bad_value(ld, section, name,
+			    "expected a size from 1k to 64m", v);
+	} else if (IS("header_fields") || IS("mime_depth") ||
+	    IS("mime_parts")) {
+		size_t *t = IS("header_fields") ? &cfg->header_fields :
+		    IS("mime_depth") ? &cfg->mime_depth : &cfg->mime_parts;
+
+		if (config_parse_int(v, 1, 1000000, &n) == -1)
+			config_bad_value(ld, section, name,
+			    "expected a number from 1 to 1000000", v);
+		else
+			*t = (size_t)n;
 	} else
 		return 2;
 	return 0;
@@ -736,6 +772,10 @@ config_validate(struct config_load *ld)
 		if (l->port == 0)
 			config_error(ld, l->line, sec, "port", "missing");
 	}
+	if (cfg->soft_error_limit > cfg->hard_error_limit)
+		config_error(ld, ld->line, "limits", "soft_error_limit",
+		    "%d is above hard_error_limit (%d)", cfg->soft_error_limit,
+		    cfg->hard_error_limit);
 	if (cfg->ndomains == 0)
 		config_error(ld, ld->accept_line ? ld->accept_line : ld->line,
 		    "domains", "accept", "no accepted domains: the MX would refuse all mail");
@@ -804,6 +844,17 @@ config_load(const char *path, struct buf *errors)
 	cfg->command_timeout = 300;
 	cfg->data_timeout = 180;
 	cfg->min_free_space = 64 * 1024 * 1024;
+	cfg->min_data_rate = 500;
+	cfg->tls_timeout = 60;
+	cfg->pregreet_wait = 0;
+	cfg->soft_error_limit = 10;
+	cfg->hard_error_limit = 20;
+	cfg->error_delay = 1;
+	cfg->junk_limit = 100;
+	cfg->header_size = 256 * 1024;
+	cfg->header_fields = 1000;
+	cfg->mime_depth = 20;
+	cfg->mime_parts = 1000;
 	cfg->delivery_concurrency = 20;
 	cfg->retry_initial = 300;
 	cfg->retry_max = 3600;

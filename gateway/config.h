@@ -94,6 +94,17 @@ struct config {
 	int command_timeout;
 	int data_timeout;
 	size_t min_free_space;		/* below it MAIL gets 452 4.3.1; 0 = off */
+	int min_data_rate;		/* octets/s owed during DATA/BDAT; 0 = off */
+	int tls_timeout;		/* whole TLS handshake, seconds */
+	int pregreet_wait;		/* seconds watched for talk before 220 */
+	int soft_error_limit;		/* errors before replies are delayed */
+	int hard_error_limit;		/* errors before 421 and close */
+	int error_delay;		/* seconds each reply waits past soft */
+	int junk_limit;			/* NOOP/RSET/VRFY/HELP/EXPN per session */
+	size_t header_size;		/* header section, octets (552) */
+	size_t header_fields;		/* header fields (552) */
+	size_t mime_depth;		/* multipart nesting (554) */
+	size_t mime_parts;		/* MIME parts in all (554) */
 
 	char **dns_servers;		/* "host[:port]"; none = resolv.conf */
 	size_t ndns_servers;

@@ -6,7 +6,7 @@ set -eu
 mode=${1:-build}
 
 build_pkgs="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev publicsuffix libinih-dev libcrypt-dev libsqlite3-dev libxml2-dev zlib1g-dev libzip-dev openssl python3"
-test_pkgs="libcmocka-dev libyaml-dev clang libclang-rt-14-dev python3-pytest python3-spf python3-dnspython python3-dkim python3-nacl python3-cryptography opendkim-tools libmail-dmarc-perl swaks procps iproute2 libxml2-utils sqlite3 groff-base man-db systemd"
+test_pkgs="libcmocka-dev libyaml-dev clang libclang-rt-14-dev python3-pytest python3-spf python3-dnspython python3-dkim python3-nacl python3-cryptography opendkim-tools libmail-dmarc-perl swaks procps iproute2 libxml2-utils sqlite3 groff-base man-db systemd valgrind"
 
 case "$mode" in
 build) want="$build_pkgs" ;;

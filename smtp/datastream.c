@@ -25,6 +25,28 @@ ds_count(struct smtp_data *d)
 		d->flags |= SMTP_DATA_LONG_LINE;
 }
 
+/* Normalising: a bare CR or LF is written as CRLF (RFC 5321 2.3.8). */
+static int
+ds_newline(struct smtp_data *d, struct buf *out)
+{
+	d->flags |= SMTP_DATA_NORMALISED;
+	d->line_len = 0;
+	d->total += 2;
+	return buf_append(out, "\r\n", 2);
+}
+
+/* A bare CR (not followed by LF): kept and flagged, or normalised. */
+static int
+ds_bare_cr(struct smtp_data *d, struct buf *out)
+{
+	if (d->normalise)
+		return ds_newline(d, out);
+	d->flags |= SMTP_DATA_BARE_CR;
+	d->total++;
+	ds_count(d);
+	return buf_appendc(out, '\r');
+}
+
 /* One octet of line text (not CR, LF handled here too). */
 static int
 ds_text(struct smtp_data *d, unsigned char c, struct buf *out)
@@ -36,9 +58,11 @@ ds_text(struct smtp_data *d, unsigned char c, struct buf *out)
 	if (c == '\n') {
 		/* RFC 5321 2.3.8: a bare LF is not a line ending. It must not
 		 * let a following "." end the message; flag and keep going. */
-		d->flags |= SMTP_DATA_BARE_LF;
 		d->line_len = 0;
 		d->state = DS_TEXT;
+		if (d->normalise)
+			return ds_newline(d, out);
+		d->flags |= SMTP_DATA_BARE_LF;
 	} else {
 		if (c == '\0')
 			d->flags |= SMTP_DATA_NUL;
@@ -87,11 +111,9 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 				return i + 1;
 			}
 			/* "." CR x: bare CR on a dot line. */
-			d->flags |= SMTP_DATA_BARE_CR;
-			d->total++;
-			if (buf_appendc(out, '\r') == -1)
+			if (ds_bare_cr(d, out) == -1)
 				return (size_t)-1;
-			ds_count(d);
+			d->state = DS_TEXT;
 			break;
 		case DS_CR:
 			if (c == '\n') {
@@ -102,11 +124,9 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 				d->state = DS_LINE_START;
 				continue;
 			}
-			d->flags |= SMTP_DATA_BARE_CR;
-			d->total++;
-			if (buf_appendc(out, '\r') == -1)
+			if (ds_bare_cr(d, out) == -1)
 				return (size_t)-1;
-			ds_count(d);
+			d->state = DS_TEXT;
 			break;
 		default:
 			break;
@@ -121,10 +141,8 @@ int
 smtp_data_finish(struct smtp_data *d, struct buf *out)
 {
 	if (d->state == DS_CR) {
-		d->flags |= SMTP_DATA_BARE_CR;
-		d->total++;
 		d->state = DS_TEXT;
-		return buf_appendc(out, '\r');
+		return ds_bare_cr(d, out);
 	}
 	return 0;
 }

@@ -8,6 +8,10 @@
  * the message once the real end arrives (the SMTP smuggling family:
  * <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>, <CR><LF>.<LF> ...).
  *
+ * Normalising (for trusted submitters): a bare CR or LF becomes CRLF, so
+ * what is stored and DKIM-signed has only CRLF line ends; the line after
+ * it is ordinary text (no unstuffing, never an end marker).
+ *
  * BDAT mode (RFC 3030): chunks are taken as they are, no end marker and no
  * unstuffing; the same flags are raised so one policy applies to both.
  *
@@ -28,10 +32,16 @@ enum smtp_data_flag {
 	SMTP_DATA_LONG_LINE = 1 << 2,
 	SMTP_DATA_NUL = 1 << 3,
 	SMTP_DATA_8BIT = 1 << 4,	/* octets >= 0x80 seen */
+	SMTP_DATA_NORMALISED = 1 << 5,	/* bare CR/LF turned into CRLF */
 };
 
 struct smtp_data {
 	int bdat;		/* BDAT mode */
+	int normalise;		/* set after init: a bare CR or bare LF is
+				 * written as CRLF and flagged
+				 * SMTP_DATA_NORMALISED instead of BARE_*;
+				 * the end of DATA is still only
+				 * CRLF "." CRLF */
 	int state;		/* private */
 	size_t line_len;	/* octets on the current line so far */
 	unsigned flags;		/* smtp_data_flag bits seen so far */

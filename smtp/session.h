@@ -54,6 +54,20 @@ struct smtp_server_config {
 	int auth;		/* offer AUTH PLAIN LOGIN (RFC 4954), and only
 				 * once TLS is active (RFC 4954 4; 8314) */
 	int auth_required;	/* MAIL before AUTH: 530 5.7.0 (RFC 4954 6) */
+
+	/* Abuse resistance (0 turns each off unless said otherwise) */
+	int tls_timeout;	/* seconds for a whole TLS handshake */
+	int min_data_rate;	/* octets/s: DATA/BDAT content must arrive
+				 * within data_timeout + octets/rate */
+	int pregreet_wait;	/* seconds to watch for talk before the
+				 * greeting (talk seen at the greeting is
+				 * refused even with 0) */
+	int soft_error_limit;	/* errors after which each reply waits
+				 * error_delay seconds */
+	int hard_error_limit;	/* errors after which: 421 and close */
+	int error_delay;	/* seconds */
+	int junk_limit;		/* NOOP RSET VRFY EXPN HELP per session,
+				 * reset by an accepted message */
 };
 
 struct smtp_hooks {
@@ -100,6 +114,13 @@ void smtp_session_shutdown(struct smtp_session *s, const char *text);
 /* Drop the connection without a reply; on_txn_end/on_close follow from
  * the event loop (used at exit, after smtp_session_shutdown's grace). */
 void smtp_session_abort(struct smtp_session *s);
+
+/* Bare CR and bare LF in message content become CRLF instead of refusing
+ * the message (for trusted submitters, whose mail is signed and relayed:
+ * the spool and the signature then see only CRLF). Off by default (bare
+ * line ends are refused: the SMTP smuggling family). Call before DATA or
+ * the first BDAT, e.g. from on_data_start. */
+void smtp_session_set_normalise_newlines(struct smtp_session *s, int on);
 
 /* Per-session data for the hook owner. */
 void smtp_session_set_udata(struct smtp_session *s, void *udata);

@@ -1,0 +1,3 @@
+/* placeholder: see smtp/mime.h */
+#include "smtp/mime.h"
+typedef int smtp_mime_placeholder;

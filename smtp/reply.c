@@ -1,0 +1,3 @@
+/* placeholder: see smtp/reply.h */
+#include "smtp/reply.h"
+typedef int smtp_reply_placeholder;
