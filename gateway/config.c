@@ -437,9 +437,9 @@ config_limits(struct config_load *ld, const char *section, const char *name,
 		    IS("hard_error_limit") ? &cfg->hard_error_limit :
 		    &cfg->junk_limit;
 
-		if (config_parse_int(v, 1, 100000, t) == -1)
+		if (config_parse_int(v, 0, 1000000, t) == -1)
 			config_bad_value(ld, section, name,
-			    "expected a number from 1 to 100000", v);
+			    "expected a number from 0 (off) to 1000000", v);
 	} else if (IS("header_size")) {
 		if (config_parse_size(v, &cfg->header_size) == -1 ||
 		    cfg->header_size < 1024 || cfg->header_size > 64 * 1024 * 1024)
@@ -772,7 +772,8 @@ config_validate(struct config_load *ld)
 		if (l->port == 0)
 			config_error(ld, l->line, sec, "port", "missing");
 	}
-	if (cfg->soft_error_limit > cfg->hard_error_limit)
+	if (cfg->hard_error_limit > 0 &&
+	    cfg->soft_error_limit > cfg->hard_error_limit)
 		config_error(ld, ld->line, "limits", "soft_error_limit",
 		    "%d is above hard_error_limit (%d)", cfg->soft_error_limit,
 		    cfg->hard_error_limit);

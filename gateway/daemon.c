@@ -228,6 +228,13 @@ daemon_fill_params(struct gateway *gw, struct delivery_params *dp,
 	gw->server_cfg.max_rcpts = cfg->max_rcpts;
 	gw->server_cfg.command_timeout = cfg->command_timeout;
 	gw->server_cfg.data_timeout = cfg->data_timeout;
+	gw->server_cfg.tls_timeout = cfg->tls_timeout;
+	gw->server_cfg.min_data_rate = cfg->min_data_rate;
+	gw->server_cfg.pregreet_wait = cfg->pregreet_wait;
+	gw->server_cfg.soft_error_limit = cfg->soft_error_limit;
+	gw->server_cfg.hard_error_limit = cfg->hard_error_limit;
+	gw->server_cfg.error_delay = cfg->error_delay;
+	gw->server_cfg.junk_limit = cfg->junk_limit;
 	listener_fill_profiles(gw);
 	memset(dp, 0, sizeof(*dp));
 	dp->helo = cfg->hostname;

@@ -42,6 +42,11 @@ outbound_data_start(struct gw_conn *c)
 			if (at != NULL && !config_accepts_domain(cfg, at + 1))
 				c->outbound = 1;
 		}
+	/* RFC 5321 2.3.8: bare CR and LF are refused from the Internet (the
+	 * smuggling family); from our own submitters they become CRLF, so the
+	 * spool, the DKIM signature and the next hop all see CRLF only. */
+	smtp_session_set_normalise_newlines(c->s, smtp_session_auth_user(c->s)
+	    != NULL || cidr_list_match(&cfg->relay_clients, c->ip));
 	if (!c->outbound || cfg->nsigners == 0)
 		return 0;
 	if ((c->signer = dkim_signer_new()) == NULL)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,6 +38,8 @@ static unsigned long long smtp_session_serial;
 static void session_process(struct smtp_session *s);
 
 static void session_set_timeouts(struct smtp_session *s);
+static void session_set_deadline(struct smtp_session *s);
+static void session_kill(struct smtp_session *s);
 static size_t session_unsent(struct smtp_session *s);
 static void session_watch_drain(struct smtp_session *s);
 static void session_write_cb(struct bufferevent *bev, void *arg);
@@ -51,6 +54,7 @@ smtp_session_enter(struct smtp_session *s, enum smtp_state st)
 	s->state = st;
 	/* RFC 5321 4.5.3.2: DATA/BDAT content has its own timeout. */
 	session_set_timeouts(s);
+	session_set_deadline(s);
 }
 
 void
@@ -60,6 +64,61 @@ smtp_session_write_reply(struct smtp_session *s, int code, const char *text)
 
 	evbuffer_add_printf(out, "%03d %s\r\n", code, text);
 	log_debug("session=%s reply=%s", s->id, log_safe(text));
+	/* Errors slow the client down, then end the session (soft and
+	 * hard error limits). 421 ends it anyway; a 452 for recipients
+	 * past the limit (RFC 5321 4.5.3.1.10) is flow control; repeated
+	 * answers to the chunks of a refused BDAT message count once. */
+	if (code < 400 || code == 421 || s->state == STATE_CLOSING ||
+	    (code == 452 && strncmp(text, "4.5.3", 5) == 0) ||
+	    (s->content_refused && s->state == STATE_BDAT_WAIT))
+		return;
+	s->errors++;
+	if (s->cfg->soft_error_limit > 0 && s->cfg->error_delay > 0 &&
+	    s->errors > s->cfg->soft_error_limit)
+		s->tarpit_due = 1;
+}
+
+void
+smtp_session_violation(struct smtp_session *s, const char *kind, int code,
+    const char *text, const char *detail)
+{
+	log_warning("session=%s client=%s protocol violation (%s): %s; "
+	    "closing", s->id, s->client_ip, kind, detail);
+	metrics_inc("mxgate_protocol_violations_total", "kind", kind);
+	s->pending = P_NONE;
+	smtp_session_write_reply(s, code, text);
+	smtp_session_close(s);
+}
+
+/* Stop reading for secs seconds (error delay, pregreet watch). */
+static void
+session_pause(struct smtp_session *s, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	s->paused = 1;
+	if (s->state != STATE_CONNECTED)
+		bufferevent_disable(s->bev, EV_READ);
+	evtimer_add(s->ev_pause, &tv);
+}
+
+/*
+ * RFC 5321 3.1 and 4.3.1: a client waits for the greeting. Octets that
+ * arrived before it (buffered, or waiting in the socket) mark a client
+ * that talks blindly: spamware, or a protocol confusion attack.
+ */
+static size_t
+session_pregreet(struct smtp_session *s)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_input(s->bev));
+	evutil_socket_t fd;
+	char c;
+
+	if (n == 0 && bufferevent_get_underlying(s->bev) == NULL &&
+	    (fd = bufferevent_getfd(s->bev)) >= 0 &&
+	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+		n = 1;
+	return n;
 }
 
 static void
@@ -205,6 +264,7 @@ session_apply(struct smtp_session *s, enum smtp_pending p, int ok)
 	case P_DATA:
 		if (ok) {
 			smtp_data_init(&s->data, 0);
+			s->data.normalise = s->normalise_newlines;
 			smtp_session_enter(s, STATE_DATA);
 		}
 		break;
@@ -229,9 +289,30 @@ session_decided(struct smtp_session *s, int code, const char *text)
 	enum smtp_pending p = s->pending;
 	int ok = code >= 200 && code < 400;
 
+	char refusal[300];
+	size_t early;
+
 	if (p == P_NONE || s->state == STATE_CLOSING || s->dead)
 		return;
 	s->pending = P_NONE;
+	if (p == P_GREETING && ok && (early = session_pregreet(s)) > 0) {
+		char detail[80];
+
+		snprintf(detail, sizeof(detail), "%zu octet%s before the "
+		    "greeting", early, early == 1 ? "" : "s");
+		log_warning("session=%s client=%s protocol violation "
+		    "(pregreet): %s; closing", s->id, s->client_ip, detail);
+		metrics_inc("mxgate_protocol_violations_total", "kind",
+		    "pregreet");
+		snprintf(refusal, sizeof(refusal), "%s Error: client talked "
+		    "before the greeting (RFC 5321 3.1); closing",
+		    s->cfg->hostname);
+		code = 554;
+		text = refusal;
+		ok = 0;
+	}
+	if (p == P_DATA_END && ok)
+		s->errors = s->junk = 0;	/* a sender, not a prober */
 	if (p == P_BDAT) {
 		/* RFC 3030 2: the chunk is read either way; a refusal
 		 * discards the content and answers each chunk. */
@@ -440,6 +521,9 @@ session_content_end(struct smtp_session *s)
 	const char *why;
 
 	session_flush_chunk(s);
+	if (s->data.flags & SMTP_DATA_NORMALISED)
+		log_info("session=%s client=%s bare CR or LF in the content "
+		    "written as CRLF", s->id, s->client_ip);
 	/* mxgate_messages_total (a refusal by the hooks is theirs to count).
 	 * A BDAT message refused at its start (counted then) keeps that
 	 * answer, as each of its chunks had, also when it grew too large:
@@ -472,6 +556,111 @@ session_content_end(struct smtp_session *s)
 	smtp_session_txn_end(s);
 }
 
+/* ---- deadlines ---- */
+
+static int
+session_command_state(const struct smtp_session *s)
+{
+	return s->state == STATE_GREETED || s->state == STATE_READY ||
+	    s->state == STATE_MAIL || s->state == STATE_RCPT ||
+	    s->state == STATE_BDAT_WAIT;
+}
+
+/* RFC 5321 4.5.3.2: a whole command line within command_timeout from
+ * when we began to wait for it; a client trickling octets does not
+ * restart the clock (the read timeout alone would). */
+static void
+session_command_deadline(struct smtp_session *s)
+{
+	struct timeval tv = { s->cfg->command_timeout, 0 };
+
+	if (session_command_state(s) && !evtimer_pending(s->ev_deadline, NULL))
+		evtimer_add(s->ev_deadline, &tv);
+}
+
+/* Content owes min_data_rate octets/s after data_timeout's grace: 1 if it
+ * is within that (the deadline is moved on), 0 if late. */
+static int
+session_content_on_time(struct smtp_session *s)
+{
+	struct timeval now, tv;
+	double elapsed, allowed, left;
+
+	event_base_gettimeofday_cached(s->base, &now);
+	elapsed = (double)(now.tv_sec - s->content_start.tv_sec) +
+	    (double)(now.tv_usec - s->content_start.tv_usec) / 1e6;
+	allowed = (double)s->cfg->data_timeout +
+	    (double)s->content_read / (double)s->cfg->min_data_rate;
+	if (elapsed >= allowed)
+		return 0;
+	left = allowed - elapsed;
+	if (left < 0.05)
+		left = 0.05;
+	tv.tv_sec = (long)left;
+	tv.tv_usec = (long)((left - (double)tv.tv_sec) * 1e6);
+	evtimer_add(s->ev_deadline, &tv);
+	return 1;
+}
+
+/* On each state change: the TLS handshake and DATA/BDAT content have
+ * deadlines of their own; command states arm theirs when they wait. */
+static void
+session_set_deadline(struct smtp_session *s)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (s->ev_deadline == NULL)
+		return;
+	evtimer_del(s->ev_deadline);
+	if (s->state == STATE_TLS && s->cfg->tls_timeout > 0) {
+		tv.tv_sec = s->cfg->tls_timeout;
+		evtimer_add(s->ev_deadline, &tv);
+	} else if ((s->state == STATE_DATA || s->state == STATE_BDAT) &&
+	    s->cfg->min_data_rate > 0) {
+		event_base_gettimeofday_cached(s->base, &s->content_start);
+		s->content_read = 0;
+		tv.tv_sec = s->cfg->data_timeout;
+		evtimer_add(s->ev_deadline, &tv);
+	}
+}
+
+static void
+session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char detail[128];
+
+	if (s->dead || s->state == STATE_CLOSING)
+		return;
+	if (s->state == STATE_TLS) {
+		snprintf(detail, sizeof(detail), "TLS handshake not done "
+		    "within %ds", s->cfg->tls_timeout);
+		log_info("session=%s client=%s %s", s->id, s->client_ip, detail);
+		metrics_inc("mxgate_protocol_violations_total", "kind",
+		    "tls_timeout");
+		session_kill(s);
+		return;
+	}
+	if (s->state == STATE_DATA || s->state == STATE_BDAT) {
+		if (session_content_on_time(s))
+			return;
+		snprintf(detail, sizeof(detail), "content slower than %d "
+		    "octets/s (%zu octets in %lds)", s->cfg->min_data_rate,
+		    s->content_read, (long)s->cfg->data_timeout +
+		    (long)(s->content_read / (size_t)s->cfg->min_data_rate));
+		smtp_session_violation(s, "slow_data", 421,
+		    "4.4.2 Error: timeout exceeded (data arrives too slowly)",
+		    detail);
+		return;
+	}
+	if (!session_command_state(s) || s->pending != P_NONE)
+		return;
+	snprintf(detail, sizeof(detail), "no whole command within %ds in "
+	    "state %s", s->cfg->command_timeout, smtp_state_names[s->state]);
+	smtp_session_violation(s, "slow_command", 421,
+	    "4.4.2 Error: timeout exceeded", detail);
+}
+
 /* Returns 1 to continue processing, 0 to stop. */
 static int
 session_read_content(struct smtp_session *s, struct evbuffer *in)
@@ -491,6 +680,7 @@ session_read_content(struct smtp_session *s, struct evbuffer *in)
 		return 0;
 	}
 	evbuffer_drain(in, used);
+	s->content_read += used;
 	if (s->state == STATE_BDAT)
 		s->bdat_left -= used;
 	if (s->chunk.len >= SMTP_CHUNK_FLUSH || s->data.total > s->cfg->max_size)
@@ -527,7 +717,24 @@ session_process(struct smtp_session *s)
 	char *line;
 
 	while (!s->dead && s->pending == P_NONE && s->state != STATE_CLOSING &&
-	    s->state != STATE_TLS && s->state != STATE_CONNECTED) {
+	    s->state != STATE_TLS && s->state != STATE_CONNECTED &&
+	    !s->paused) {
+		if (s->cfg->hard_error_limit > 0 &&
+		    s->errors >= s->cfg->hard_error_limit) {
+			char detail[64];
+
+			snprintf(detail, sizeof(detail), "%d errors", s->errors);
+			smtp_session_violation(s, "errors", 421,
+			    "4.7.0 Error: too many errors; closing", detail);
+			break;
+		}
+		if (s->tarpit_due) {
+			/* past the soft limit: each error costs the client
+			 * error_delay seconds */
+			s->tarpit_due = 0;
+			session_pause(s, s->cfg->error_delay);
+			break;
+		}
 		if (s->state == STATE_BDAT && s->bdat_left == 0) {
 			session_bdat_chunk_done(s);
 			continue;
@@ -549,8 +756,10 @@ session_process(struct smtp_session *s)
 		}
 		in = bufferevent_get_input(s->bev);
 		avail = evbuffer_get_length(in);
-		if (avail == 0)
+		if (avail == 0) {
+			session_command_deadline(s);
 			break;
+		}
 		if (s->discarding) {
 			size_t n = avail < s->discard_left ? avail : s->discard_left;
 
@@ -584,6 +793,7 @@ session_process(struct smtp_session *s)
 				s->skipping_line = 1;
 				evbuffer_drain(in, avail);
 			}
+			session_command_deadline(s);
 			break;
 		}
 		if ((line = malloc((size_t)eol.pos + 1)) == NULL) {
@@ -592,6 +802,7 @@ session_process(struct smtp_session *s)
 		}
 		evbuffer_remove(in, line, (size_t)eol.pos);
 		evbuffer_drain(in, eol_len);
+		evtimer_del(s->ev_deadline);	/* a whole command line */
 		if (eol.pos > 0 && line[eol.pos - 1] == '\r')
 			eol.pos--;
 		if (s->skipping_line) {
@@ -608,7 +819,8 @@ session_process(struct smtp_session *s)
 				smtp_session_auth_line(s, line, (size_t)eol.pos);
 			explicit_bzero(line, (size_t)eol.pos);
 		} else {
-			smtp_session_command(s, line, (size_t)eol.pos);
+			smtp_session_command(s, line, (size_t)eol.pos,
+			    evbuffer_get_length(in) > 0);
 			if (eol.pos >= 4 && strncasecmp(line, "AUTH", 4) == 0)
 				explicit_bzero(line, (size_t)eol.pos);
 		}
@@ -629,6 +841,8 @@ session_free(struct smtp_session *s)
 	if (s->ev_drain)
 		event_free(s->ev_drain);
 	event_free(s->ev_resume);
+	event_free(s->ev_pause);
+	event_free(s->ev_deadline);
 	explicit_bzero(s->auth_pass, sizeof(s->auth_pass));
 	free(s->auth_user);
 	free(s->helo);
@@ -687,12 +901,38 @@ session_resume_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (s->greeting_due && s->state == STATE_CONNECTED) {
+		if (s->cfg->pregreet_wait > 0 && !s->pregreet_watched) {
+			/* watch for a client talking first (postscreen's
+			 * pregreet test) */
+			s->pregreet_watched = 1;
+			session_pause(s, s->cfg->pregreet_wait);
+			return;
+		}
+		if (s->paused)
+			return;
 		s->greeting_due = 0;
 		smtp_session_wait(s, P_GREETING);
 		if (s->pending != P_NONE)
 			return;
 	}
 	session_process(s);
+}
+
+static void
+session_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->paused = 0;
+	if (s->dead || s->state == STATE_CLOSING)
+		return;
+	if (s->greeting_due && s->state == STATE_CONNECTED) {
+		session_resume_soon(s);
+		return;
+	}
+	if (s->pending == P_NONE && s->state != STATE_TLS)
+		bufferevent_enable(s->bev, EV_READ);
+	session_resume_soon(s);
 }
 
 static void
@@ -794,9 +1034,11 @@ session_set_timeouts(struct smtp_session *s)
 	int secs = (s->state == STATE_DATA || s->state == STATE_BDAT) ?
 	    s->cfg->data_timeout : s->cfg->command_timeout;
 
+	if (s->state == STATE_TLS && s->cfg->tls_timeout > 0)
+		secs = s->cfg->tls_timeout;
 	rd.tv_sec = secs;
 	rd.tv_usec = 0;
-	wr.tv_sec = s->cfg->command_timeout;
+	wr.tv_sec = s->state == STATE_TLS ? secs : s->cfg->command_timeout;
 	wr.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 }
@@ -835,6 +1077,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("session=%s client=%s timeout in state %s", s->id,
 		    s->client_ip, smtp_state_names[s->state]);
+		if (s->state == STATE_CLOSING && !(what & BEV_EVENT_WRITING))
+			return;	/* a read timeout racing a deadline's 421 */
 		if (s->state == STATE_CLOSING || s->state == STATE_TLS) {
 			session_kill(s);
 			return;
@@ -927,13 +1171,20 @@ smtp_session_new(struct event_base *base, int fd, const struct sockaddr *peer,
 	s->bev = bufferevent_socket_new(base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	s->ev_resume = event_new(base, -1, 0, session_resume_cb, s);
-	if (s->bev == NULL || s->ev_resume == NULL) {
+	s->ev_pause = evtimer_new(base, session_pause_cb, s);
+	s->ev_deadline = evtimer_new(base, session_deadline_cb, s);
+	if (s->bev == NULL || s->ev_resume == NULL || s->ev_pause == NULL ||
+	    s->ev_deadline == NULL) {
 		if (s->bev)
 			bufferevent_free(s->bev);
 		else
 			close(fd);
 		if (s->ev_resume)
 			event_free(s->ev_resume);
+		if (s->ev_pause)
+			event_free(s->ev_pause);
+		if (s->ev_deadline)
+			event_free(s->ev_deadline);
 		free(s);
 		return NULL;
 	}
@@ -943,6 +1194,8 @@ smtp_session_new(struct event_base *base, int fd, const struct sockaddr *peer,
 		/* Not yet the caller's: no hooks (closes fd) */
 		bufferevent_free(s->bev);
 		event_free(s->ev_resume);
+		event_free(s->ev_pause);
+		event_free(s->ev_deadline);
 		free(s);
 		return NULL;
 	}
@@ -952,6 +1205,13 @@ smtp_session_new(struct event_base *base, int fd, const struct sockaddr *peer,
 	if (!cfg->implicit_tls)
 		session_resume_soon(s);
 	return s;
+}
+
+void
+smtp_session_set_normalise_newlines(struct smtp_session *s, int on)
+{
+	s->normalise_newlines = on;
+	s->data.normalise = on;	/* BDAT: its content state already began */
 }
 
 void smtp_session_set_udata(struct smtp_session *s, void *u) { s->udata = u; }

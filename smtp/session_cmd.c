@@ -297,6 +297,7 @@ cmd_bdat(struct smtp_session *s, struct smtp_command *c)
 	if (s->state == STATE_RCPT) {
 		s->bdat = 1;
 		smtp_data_init(&s->data, 1);
+		s->data.normalise = s->normalise_newlines;
 		smtp_session_wait(s, P_BDAT);
 		return;
 	}
@@ -353,9 +354,38 @@ cmd_starttls(struct smtp_session *s, struct smtp_command *c)
 	smtp_session_enter(s, STATE_TLS);
 }
 
+/* NOOP RSET VRFY EXPN HELP cost nothing to send and move no mail: past
+ * junk_limit of them the session ends. 1 if it did. */
+static int
+session_junk(struct smtp_session *s)
+{
+	char detail[64];
+
+	if (s->cfg->junk_limit <= 0 || ++s->junk <= s->cfg->junk_limit)
+		return 0;
+	snprintf(detail, sizeof(detail), "more than %d NOOP/RSET/VRFY/EXPN/"
+	    "HELP commands", s->cfg->junk_limit);
+	smtp_session_violation(s, "junk", 421,
+	    "4.7.0 Error: too many commands that move no mail; closing",
+	    detail);
+	return 1;
+}
+
 static void
 cmd_simple(struct smtp_session *s, struct smtp_command *c)
 {
+	switch (c->verb) {
+	case SMTP_CMD_RSET:
+	case SMTP_CMD_NOOP:
+	case SMTP_CMD_VRFY:
+	case SMTP_CMD_EXPN:
+	case SMTP_CMD_HELP:
+		if (session_junk(s))
+			return;
+		break;
+	default:
+		break;
+	}
 	switch (c->verb) {
 	case SMTP_CMD_RSET:
 		if (*c->arg) {
@@ -387,12 +417,15 @@ cmd_simple(struct smtp_session *s, struct smtp_command *c)
 	case SMTP_CMD_AUTH:
 		smtp_session_cmd_auth(s, c->arg);
 		break;
-	case SMTP_CMD_HTTP:
-		log_warning("session=%s client=%s HTTP command in SMTP session",
-		    s->id, s->client_ip);
-		smtp_session_reply_now(s, 421, "4.7.0 %s This is an SMTP server; closing",
-		    s->cfg->hostname);
+	case SMTP_CMD_HTTP: {
+		char text[300];
+
+		snprintf(text, sizeof(text), "4.7.0 %s This is an SMTP server; "
+		    "closing", s->cfg->hostname);
+		smtp_session_violation(s, "http", 421, text,
+		    "HTTP command in SMTP session");
 		break;
+	}
 	default:
 		smtp_session_reply_now(s, 500, "5.5.2 Error: command not recognized");
 		break;
@@ -438,8 +471,42 @@ session_line_is_verb(const char *line, size_t len)
 	return i > 0;
 }
 
+/* "Name:" as the first word: an RFC 5322 header field (2.2: printable
+ * ASCII but ":", then ":") arriving as a command, which means message
+ * content is being read as commands (a smuggling attempt, or a client
+ * that lost track of DATA). */
+static int
+session_line_is_header(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && line[i] != ':'; i++)
+		if ((unsigned char)line[i] <= ' ' || (unsigned char)line[i] > '~')
+			return 0;
+	return i > 0 && i < len;
+}
+
+/*
+ * RFC 2920 3.1: without PIPELINING offered (before the EHLO reply, or
+ * after HELO) a client sends one command and waits; with it, EHLO, HELO,
+ * DATA, STARTTLS, VRFY and EXPN still end a group, as their reply changes
+ * what may follow. Input already buffered behind such a command was sent
+ * before its reply could have been read. (QUIT, NOOP used as a
+ * keep-alive, and BDAT, whose chunk follows it, are let go.)
+ */
+static int
+session_pipelining_violation(const struct smtp_session *s, enum smtp_verb v)
+{
+	if (v == SMTP_CMD_QUIT || v == SMTP_CMD_BDAT)	/* its chunk follows */
+		return 0;
+	if (!s->esmtp)
+		return v != SMTP_CMD_NOOP;
+	return v == SMTP_CMD_EHLO || v == SMTP_CMD_HELO || v == SMTP_CMD_DATA ||
+	    v == SMTP_CMD_STARTTLS || v == SMTP_CMD_VRFY || v == SMTP_CMD_EXPN;
+}
+
 void
-smtp_session_command(struct smtp_session *s, char *line, size_t len)
+smtp_session_command(struct smtp_session *s, char *line, size_t len, int more)
 {
 	struct smtp_command c;
 	size_t i, limit;
@@ -488,6 +555,27 @@ smtp_session_command(struct smtp_session *s, char *line, size_t len)
 		    s->id, len);
 	else
 		log_debug("session=%s command=%s", s->id, log_safe(line));
+	if (c.verb == SMTP_CMD_UNKNOWN && session_line_is_header(line, len)) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "header field %s received as "
+		    "a command", log_safen(line, strcspn(line, ":") > 40 ? 40 :
+		    strcspn(line, ":") + 1));
+		smtp_session_violation(s, "header_command", 421,
+		    "4.7.0 Error: message header received as a command; "
+		    "closing", detail);
+		return;
+	}
+	if (more && c.verb != SMTP_CMD_HTTP &&
+	    session_pipelining_violation(s, c.verb)) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "input pipelined after %s%s",
+		    c.name, s->esmtp ? "" : " before PIPELINING was offered");
+		smtp_session_violation(s, "pipelining", 554,
+		    "5.5.0 Error: SMTP protocol synchronization", detail);
+		return;
+	}
 	if (s->state == STATE_BDAT_WAIT && c.verb != SMTP_CMD_BDAT &&
 	    c.verb != SMTP_CMD_RSET && c.verb != SMTP_CMD_QUIT &&
 	    c.verb != SMTP_CMD_NOOP) {

@@ -119,6 +119,18 @@ struct smtp_session {
 	struct event *ev_drain;	/* TLS close: wait for the socket to drain */
 	size_t discard_left;
 	char discard_reply[128];
+
+	/* abuse resistance */
+	int normalise_newlines;	/* smtp_session_set_normalise_newlines */
+	int errors;		/* error replies (4xx/5xx) so far */
+	int junk;		/* NOOP RSET VRFY EXPN HELP so far */
+	int tarpit_due;		/* an error past soft_error_limit: pause */
+	int paused;		/* reading paused by ev_pause */
+	int pregreet_watched;	/* pregreet_wait has been spent */
+	struct event *ev_pause;	/* error delay, pregreet wait */
+	struct event *ev_deadline; /* command, content or TLS deadline */
+	struct timeval content_start;	/* DATA content or BDAT chunk */
+	size_t content_read;	/* octets read since content_start */
 };
 
 /* session.c, for the command handlers */
@@ -131,8 +143,16 @@ void smtp_session_txn_end(struct smtp_session *s);
 void smtp_session_close(struct smtp_session *s);
 void smtp_session_setup_bev(struct smtp_session *s);
 
-/* session_cmd.c: one command line (without CRLF, len octets, writable) */
-void smtp_session_command(struct smtp_session *s, char *line, size_t len);
+/* session_cmd.c: one command line (without CRLF, len octets, writable);
+ * more: input the client sent after it is already buffered (RFC 2920
+ * pipelining checks). */
+void smtp_session_command(struct smtp_session *s, char *line, size_t len,
+    int more);
+
+/* session.c: a protocol violation (kind is a metric label): logged,
+ * counted, answered with code/text, and the connection closed. */
+void smtp_session_violation(struct smtp_session *s, const char *kind,
+    int code, const char *text, const char *detail);
 
 /* session_auth.c: the AUTH command, and the response lines of its
  * exchange (what session_process reads while auth_step != AUTH_IDLE). */

@@ -135,8 +135,9 @@ def man5_sections():
 
 
 def documented_keys(block):
-    # a key entry: ".TP" then a tag line ".BI key ..." / ".B key" / ".BR key ..."
-    return set(re.findall(r'^\.TP[^\n]*\n\.B[IR]?\s+"?([a-z][a-z0-9_]*)\b',
+    # a key entry: ".TP" then a tag line ".BI key ..." / ".B key" / ".BR key ...";
+    # ".TQ" adds another tag to the same entry
+    return set(re.findall(r'^\.T[PQ][^\n]*\n\.B[IR]?\s+"?([a-z][a-z0-9_]*)\b',
                           block, re.M))
 
 

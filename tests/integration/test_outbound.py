@@ -174,3 +174,30 @@ def test_mail_loop_refused(mx, keys):  # noqa: F811
     assert r.code == 250, r
     assert len(sink.wait_messages(1)) == 1
     assert "mail loop: 51 hops" in d.log()
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r"])
+def test_bare_line_ends_from_relay_clients_become_crlf(mx, keys, eol):  # noqa: F811
+    """RFC 5321 2.3.8: a trusted submitter's stray LF or CR is written as
+    CRLF before the message is signed and stored, so the next hop sees CRLF
+    only and both signatures verify there. (From the Internet the same
+    content is refused: test_smuggling.py.)"""
+    sink = mx.sink()
+    d = outbound_daemon(mx, keys, sink)
+    body = b"line one" + eol + b"line two" + eol + b".dot line\r\nlast\r\n"
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo("exchange.signer.test")
+        c.expect(250, "MAIL FROM:<alice@signer.test>")
+        c.expect(250, "RCPT TO:<bob@foreign.test>")
+        c.expect(354, "DATA")
+        c.send(dot_stuff(MSG) + body + b".\r\n")   # no unstuffing after
+        # a bare line end: ".dot line" stays as sent
+        queued_id(c.read_reply())
+    eml = sink.wait_messages(1)[0]["eml"]
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", eml) is None, eml[-200:]
+    assert eml.endswith(MSG + b"line one\r\nline two\r\n.dot line\r\nlast\r\n"), \
+        eml[-200:]
+    if dkimpy_available():
+        assert dkimpy_verify(keys, eml) == ["pass", "pass"]
+    d.wait_log(r"bare CR or LF in the content written as CRLF", timeout=5)

@@ -748,7 +748,7 @@ def test_helo_is_sanitised_in_received(mx):
 
 def test_many_pipelined_commands(mx):
     """A large pipelined burst is answered completely and in order."""
-    d = mx.daemon()
+    d = mx.daemon(sections={"limits": {"junk_commands": "0"}})
     n = 2000
     with d.connect() as c:
         c.greeting()
@@ -766,7 +766,7 @@ def test_pipelining_without_reading_replies(mx):
     once the client reads, every reply arrives in order and the session
     goes on."""
     import threading
-    d = mx.daemon()
+    d = mx.daemon(sections={"limits": {"junk_commands": "0"}})
     n = 1000000                     # 14 MB of replies: more than socket buffers hold
     with d.connect() as c:
         c.greeting()

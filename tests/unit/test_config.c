@@ -275,6 +275,18 @@ test_load_example(void **state)
 	assert_int_equal(cfg->delivery_command_timeout, 300);
 	assert_int_equal(cfg->delivery_data_timeout, 600);
 	assert_int_equal(cfg->idle_timeout, 10);
+	/* abuse limits */
+	assert_int_equal(cfg->min_data_rate, 500);
+	assert_int_equal(cfg->tls_timeout, 60);
+	assert_int_equal(cfg->pregreet_wait, 0);
+	assert_int_equal(cfg->soft_error_limit, 10);
+	assert_int_equal(cfg->hard_error_limit, 20);
+	assert_int_equal(cfg->error_delay, 1);
+	assert_int_equal(cfg->junk_limit, 100);
+	assert_int_equal(cfg->header_size, 256 * 1024);
+	assert_int_equal(cfg->header_fields, 1000);
+	assert_int_equal(cfg->mime_depth, 20);
+	assert_int_equal(cfg->mime_parts, 1000);
 	config_free(cfg);
 	buf_free(&err);
 }
@@ -348,6 +360,12 @@ test_load_values(void **state)
 	    "message_size = 10k\n"
 	    "recipients = 1000\n"
 	    "command_timeout = 2m\n"
+	    "tls_timeout = 10s\n"
+	    "pregreet_wait = 2s\n"
+	    "min_data_rate = 0\n"
+	    "junk_commands = 0\n"
+	    "header_size = 1m\n"
+	    "mime_parts = 50\n"
 	    "[delivery]\n"
 	    "retry_initial = 1m\n"
 	    "retry_max = 2h\n"
@@ -363,6 +381,12 @@ test_load_values(void **state)
 	assert_int_equal(cfg->max_size, 10240);
 	assert_int_equal(cfg->max_rcpts, 1000);
 	assert_int_equal(cfg->command_timeout, 120);
+	assert_int_equal(cfg->tls_timeout, 10);
+	assert_int_equal(cfg->pregreet_wait, 2);
+	assert_int_equal(cfg->min_data_rate, 0);
+	assert_int_equal(cfg->junk_limit, 0);
+	assert_int_equal(cfg->header_size, 1024 * 1024);
+	assert_int_equal(cfg->mime_parts, 50);
 	assert_int_equal(cfg->retry_initial, 60);
 	assert_int_equal(cfg->retry_max, 7200);
 	assert_int_equal(cfg->max_lifetime, 86400);
@@ -438,6 +462,16 @@ static const struct error_case error_cases[] = {
 	{ "duplicate key, reopened section", BASE "[limits]\nrecipients = 100\n"
 	    "[delivery]\nconcurrency = 2\n[limits]\nrecipients = 200\n", 16,
 	    "[limits] recipients: ", "duplicate" },
+	{ "soft above hard", BASE "[limits]\nsoft_error_limit = 30\n", 12,
+	    "[limits] soft_error_limit: ", "above hard_error_limit (20)" },
+	{ "pregreet too long", BASE "[limits]\npregreet_wait = 2m\n", 12,
+	    "[limits] pregreet_wait: ", "from 0 to 60s" },
+	{ "header size too small", BASE "[limits]\nheader_size = 100\n", 12,
+	    "[limits] header_size: ", "from 1k to 64m" },
+	{ "mime depth zero", BASE "[limits]\nmime_depth = 0\n", 12,
+	    "[limits] mime_depth: ", "from 1 to 1000000" },
+	{ "negative data rate", BASE "[limits]\nmin_data_rate = -1\n", 12,
+	    "[limits] min_data_rate: ", "octets per second" },
 	{ "garbage line", BASE "[limits]\nthis is not a setting\n", 12, "",
 	    "syntax error" },
 	{ "unclosed section", BASE "[limits\nrecipients = 100\n", 11, "",

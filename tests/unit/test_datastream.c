@@ -793,11 +793,70 @@ test_data_model_exhaustive(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* Normalising (trusted submitters): bare CR and LF become CRLF, in one
+ * feed or split at every offset, DATA and BDAT; the end of DATA is still
+ * only CRLF "." CRLF. */
+static void
+test_data_normalise(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		int bdat;
+		const char *want;
+		size_t want_n;
+		int done;
+	} cases[] = {
+		{ S("a\nb\r\n.\r\n"), 0, S("a\r\nb\r\n"), 1 },
+		{ S("a\rb\r\n.\r\n"), 0, S("a\r\nb\r\n"), 1 },
+		{ S("a\r\rb\r\n.\r\n"), 0, S("a\r\n\r\nb\r\n"), 1 },
+		/* the smuggling sequences do not end the message */
+		{ S("a\n.\nb\r\n.\r\n"), 0, S("a\r\n.\r\nb\r\n"), 1 },
+		{ S("a\r\n.\nb\r\n.\r\n"), 0, S("a\r\n\r\nb\r\n"), 1 },
+		{ S("a\r\n.\rb\r\n.\r\n"), 0, S("a\r\n\r\nb\r\n"), 1 },
+		{ S("a\n.\r\nb\r\n.\r\n"), 0, S("a\r\n.\r\nb\r\n"), 1 },
+		{ S("x\ny\rz\r"), 1, S("x\r\ny\r\nz\r\n"), 0 },
+	};
+	size_t i, step;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (step = 0; step <= cases[i].n; step++) {
+			struct smtp_data d;
+			struct buf out = { 0 };
+			size_t off = 0;
+			int done = 0;
+
+			smtp_data_init(&d, cases[i].bdat);
+			d.normalise = 1;
+			while (!done && off < cases[i].n) {
+				size_t len = cases[i].n - off, used;
+
+				if (step && len > step)
+					len = step;
+				used = smtp_data_feed(&d, cases[i].in + off, len,
+				    &out, &done);
+				assert_int_not_equal(used, (size_t)-1);
+				off += used;
+			}
+			if (cases[i].bdat)
+				assert_int_equal(smtp_data_finish(&d, &out), 0);
+			assert_int_equal(done, cases[i].done);
+			assert_int_equal(out.len, cases[i].want_n);
+			assert_memory_equal(out.data, cases[i].want, out.len);
+			assert_int_equal(d.total, out.len);
+			assert_true(d.flags & SMTP_DATA_NORMALISED);
+			assert_null(smtp_data_refusal(d.flags));
+			buf_free(&out);
+		}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_data_table),
+		cmocka_unit_test(test_data_normalise),
 		cmocka_unit_test(test_data_split_everywhere),
 		cmocka_unit_test(test_data_smuggling),
 		cmocka_unit_test(test_data_smuggling_control),
