@@ -2,7 +2,9 @@
  * smtp/session driven over a socketpair with a real event loop: hooks that
  * answer later (timers) must hold the session still — pipelined commands
  * wait, replies come in order — and the content reaches on_data_chunk
- * unstuffed.
+ * unstuffed. The client side is a script of steps, each sent once so many
+ * replies have arrived (as a client that obeys RFC 2920 does), or before
+ * the greeting to test the daemon's refusals.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +27,14 @@
 #include "lib/buf.h"
 #include "smtp/session.h"
 
+struct step {
+	int after;		/* replies to wait for (-1: end of script) */
+	const char *text;
+};
+
 struct harness {
+	const struct step *steps;
+	size_t next_step;
 	struct event_base *base;
 	struct smtp_session *s;
 	struct event *later;		/* pending async decision */
@@ -79,6 +88,8 @@ hk_mail(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 
 	buf_appendf(&h->events, "mail=%s;", a->path);
 	if (h->close_on_mail) {
+		if (h->rd)
+			event_del(h->rd);
 		close(h->client_fd);
 		h->client_fd = open("/dev/null", O_RDONLY);
 	}
@@ -152,6 +163,9 @@ static const struct smtp_server_config scfg = {
 	.data_timeout = 5,
 };
 
+static void send_steps(struct harness *h);
+static int close_on_mail;
+
 static void
 client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -165,16 +179,54 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	buf_append(&h->replies, b, (size_t)n);
+	send_steps(h);
+}
+
+/* Final reply lines so far ("NNN text", not "NNN-text"). */
+static int
+count_replies(const struct harness *h)
+{
+	const char *p = h->replies.data, *end = p + h->replies.len;
+	int n = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if (nl == NULL)
+			break;
+		if (nl - p >= 4 && p[3] == ' ')
+			n++;
+		p = nl + 1;
+	}
+	return n;
 }
 
 static void
-run_dialogue(struct harness *h, const char *input, size_t len)
+send_steps(struct harness *h)
+{
+	const struct step *st;
+	int n = count_replies(h);
+
+	while ((st = &h->steps[h->next_step])->after >= 0 && st->after <= n) {
+		size_t len = strlen(st->text);
+
+		h->next_step++;
+		/* the session may have closed already (a refusal) */
+		if (write(h->client_fd, st->text, len) != (ssize_t)len)
+			break;
+	}
+}
+
+static void
+run_dialogue(struct harness *h, const struct step *steps)
 {
 	struct sockaddr_in peer;
 	struct timeval limit = { 5, 0 };
 	int sv[2];
 
 	memset(h, 0, sizeof(*h));
+	h->steps = steps;
+	h->close_on_mail = close_on_mail;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	h->base = event_base_new();
 	h->later = evtimer_new(h->base, later_cb, h);
@@ -184,7 +236,7 @@ run_dialogue(struct harness *h, const char *input, size_t len)
 	assert_non_null(smtp_session_new(h->base, sv[0], (struct sockaddr *)&peer,
 	    sizeof(peer), &scfg, &hooks, h));
 	h->client_fd = sv[1];
-	assert_int_equal(write(sv[1], input, len), (ssize_t)len);
+	send_steps(h);
 	h->rd = event_new(h->base, sv[1], EV_READ | EV_PERSIST, client_read_cb, h);
 	event_add(h->rd, NULL);
 	event_base_loopexit(h->base, &limit);
@@ -208,18 +260,20 @@ harness_free(struct harness *h)
 static void
 test_async_pipelined(void **state)
 {
-	static const char in[] =
-	    "EHLO client.test\r\n"
-	    "MAIL FROM:<a@b.test>\r\n"
-	    "RCPT TO:<bad@x.test>\r\n"
-	    "RCPT TO:<good@x.test>\r\n"
-	    "DATA\r\n"
-	    "Subject: hi\r\n"
-	    "\r\n"
-	    "..dot line\r\n"
-	    "body\r\n"
-	    ".\r\n"
-	    "QUIT\r\n";
+	static const struct step in[] = {
+		{ 1, "EHLO client.test\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n"
+		    "RCPT TO:<bad@x.test>\r\n"
+		    "RCPT TO:<good@x.test>\r\n"
+		    "DATA\r\n" },
+		{ 6, "Subject: hi\r\n"
+		    "\r\n"
+		    "..dot line\r\n"
+		    "body\r\n"
+		    ".\r\n"
+		    "QUIT\r\n" },
+		{ -1, NULL },
+	};
 	static const char want[] =
 	    "220 mx.test ESMTP mxgate\r\n"
 	    "250-mx.test\r\n"
@@ -238,7 +292,7 @@ test_async_pipelined(void **state)
 	    "221 2.0.0 Bye\r\n";
 	struct harness h;
 
-	run_dialogue(&h, in, sizeof(in) - 1);
+	run_dialogue(&h, in);
 	assert_string_equal(h.replies.data, want);
 	assert_string_equal(h.events.data,
 	    "connect;mail=a@b.test;rcpt=bad@x.test;rcpt=good@x.test;end:1;");
@@ -253,17 +307,19 @@ test_smuggled_commands_stay_data(void **state)
 {
 	/* <LF>.<LF> must not end DATA; the message is refused at the real
 	 * end and the embedded MAIL is never seen by a hook. */
-	static const char in[] =
-	    "HELO c\r\n"
-	    "MAIL FROM:<a@b.test>\r\n"
-	    "RCPT TO:<good@x.test>\r\n"
-	    "DATA\r\n"
-	    "x\n.\nMAIL FROM:<evil@e.test>\r\n"
-	    ".\r\n"
-	    "QUIT\r\n";
+	static const struct step in[] = {
+		{ 1, "HELO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n" },
+		{ 3, "RCPT TO:<good@x.test>\r\n" },
+		{ 4, "DATA\r\n" },
+		{ 5, "x\n.\nMAIL FROM:<evil@e.test>\r\n"
+		    ".\r\n" },
+		{ 6, "QUIT\r\n" },
+		{ -1, NULL },
+	};
 	struct harness h;
 
-	run_dialogue(&h, in, sizeof(in) - 1);
+	run_dialogue(&h, in);
 	assert_non_null(strstr(h.replies.data, "554 5.6.0 Message refused: bare LF"));
 	assert_null(strstr(h.events.data, "evil"));
 	assert_null(strstr(h.events.data, "end:"));
@@ -276,29 +332,83 @@ test_close_while_pending(void **state)
 {
 	/* The client leaves while MAIL awaits its decision: the late answer
 	 * finds the connection gone, on_close comes once, nothing leaks. */
-	static const char in[] = "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n";
+	static const struct step in[] = {
+		{ 1, "HELO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n" },
+		{ 3, "RCPT TO:<x@y.test>\r\n" },
+		{ -1, NULL },
+	};
 	struct harness h;
-	struct sockaddr_in peer;
-	struct timeval limit = { 1, 0 };
-	int sv[2];
 
-	memset(&h, 0, sizeof(h));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	h.base = event_base_new();
-	h.later = evtimer_new(h.base, later_cb, &h);
-	h.close_on_mail = 1;
-	h.client_fd = sv[1];
-	memset(&peer, 0, sizeof(peer));
-	peer.sin_family = AF_INET;
-	assert_non_null(smtp_session_new(h.base, sv[0], (struct sockaddr *)&peer,
-	    sizeof(peer), &scfg, &hooks, &h));
-	assert_int_equal(write(sv[1], in, sizeof(in) - 1), (ssize_t)(sizeof(in) - 1));
-	h.rd = event_new(h.base, -1, 0, client_read_cb, &h);
-	event_base_loopexit(h.base, &limit);
-	event_base_dispatch(h.base);
+	close_on_mail = 1;
+	run_dialogue(&h, in);
+	close_on_mail = 0;
 	assert_int_equal(h.closed, 1);
 	assert_string_equal(h.events.data, "connect;mail=a@b.test;");
 	harness_free(&h);
+}
+
+/* Refusals that end the session: the reply, then the close; no hook sees
+ * what came after. */
+static void
+check_refused(const struct step *in, const char *reply, const char *events)
+{
+	struct harness h;
+
+	run_dialogue(&h, in);
+	assert_non_null(h.replies.data);
+	if (strstr(h.replies.data, reply) == NULL)
+		fail_msg("no '%s' in: %s", reply, h.replies.data);
+	assert_int_equal(h.closed, 1);
+	assert_string_equal(h.events.data ? h.events.data : "", events);
+	harness_free(&h);
+}
+
+static void
+test_pregreet_refused(void **state)
+{
+	static const struct step in[] = {
+		{ 0, "EHLO early.test\r\nMAIL FROM:<a@b.test>\r\n" },
+		{ -1, NULL },
+	};
+
+	/* the greeting is decided from the loop: the input is there first */
+	check_refused(in, "554 mx.test Error: client talked before the "
+	    "greeting", "connect;");
+}
+
+static void
+test_pipelining_refused(void **state)
+{
+	static const struct step helo[] = {
+		{ 1, "HELO c\r\nMAIL FROM:<a@b.test>\r\n" },
+		{ -1, NULL },
+	};
+	static const struct step data[] = {
+		{ 1, "EHLO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n"
+		    "Subject: early\r\n\r\n.\r\n" },
+		{ -1, NULL },
+	};
+
+	check_refused(helo, "554 5.5.0 Error: SMTP protocol synchronization",
+	    "connect;");
+	check_refused(data, "554 5.5.0 Error: SMTP protocol synchronization",
+	    "connect;mail=a@b.test;rcpt=x@y.test;");
+}
+
+static void
+test_header_command_refused(void **state)
+{
+	static const struct step in[] = {
+		{ 1, "EHLO c\r\n" },
+		{ 2, "Subject: not a command\r\n" },
+		{ 3, "MAIL FROM:<a@b.test>\r\n" },
+		{ -1, NULL },
+	};
+
+	check_refused(in, "421 4.7.0 Error: message header received as a "
+	    "command", "connect;");
 }
 
 int
@@ -308,6 +418,9 @@ main(void)
 		cmocka_unit_test(test_async_pipelined),
 		cmocka_unit_test(test_smuggled_commands_stay_data),
 		cmocka_unit_test(test_close_while_pending),
+		cmocka_unit_test(test_pregreet_refused),
+		cmocka_unit_test(test_pipelining_refused),
+		cmocka_unit_test(test_header_command_refused),
 	};
 
 	signal(SIGPIPE, SIG_IGN);	/* as the daemon does */
