@@ -90,12 +90,15 @@ void gw_auth_free(struct gateway *gw);
 /* inbound.c */
 extern const struct smtp_hooks inbound_hooks;
 /* per-connection record the hooks keep (udata of the session) */
+struct inbound_limits;
+
 struct gw_conn {
 	struct gateway *gw;
 	struct smtp_session *s;
 	char ip[64];
 	struct spool_msg *msg;		/* content being received */
 	struct inbound_pending *pending;	/* its commit in flight (inbound.c) */
+	struct inbound_limits *limits;	/* its header/MIME bounds (inbound.c) */
 	char id[ID_LEN + 1];
 	struct spf_query *spfq;		/* SPF check in flight (HELO or MAIL) */
 	enum spf_result helo_spf;	/* -1 when not checked */

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "smtp/address.h"
+#include "smtp/mime.h"
 #include "smtp/tls.h"
 
 #define SPF_UNCHECKED ((enum spf_result)-1)
@@ -279,6 +280,59 @@ inbound_received(struct gw_conn *c, struct buf *b)
 	return buf_appendf(b, "; %s\r\n", date);
 }
 
+/*
+ * The content limits of the message being received: [limits]
+ * header_size, header_fields, mime_depth and mime_parts as configured
+ * when its content began (a reload meanwhile does not change them), the
+ * MIME scanner, and the first limit the content broke. A broken limit
+ * is answered at end of data (inbound_limit_refuse); until then the rest
+ * of the content is read and dropped.
+ */
+enum inbound_limit {
+	LIMIT_NONE,
+	LIMIT_HEADER_SIZE,
+	LIMIT_HEADER_FIELDS,
+	LIMIT_MIME_DEPTH,
+	LIMIT_MIME_PARTS,
+};
+
+struct inbound_limits {
+	struct mime_scan *mime;
+	size_t header_size, header_fields, mime_depth, mime_parts;
+	enum inbound_limit broken;
+};
+
+static void
+inbound_limits_free(struct gw_conn *c)
+{
+	if (c->limits == NULL)
+		return;
+	mime_scan_free(c->limits->mime);
+	free(c->limits);
+	c->limits = NULL;
+}
+
+/* The limits of a new message, from the configuration of the moment. */
+static struct inbound_limits *
+inbound_limits_new(struct gw_conn *c, const struct config *cfg)
+{
+	struct inbound_limits *l;
+
+	inbound_limits_free(c);
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->header_size = cfg->header_size;
+	l->header_fields = cfg->header_fields;
+	l->mime_depth = cfg->mime_depth;
+	l->mime_parts = cfg->mime_parts;
+	if ((l->mime = mime_scan_new(l->mime_depth, l->mime_parts)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	c->limits = l;
+	return l;
+}
+
 static int inbound_hdr_field(const struct msg_field *f, void *arg);
 static int inbound_hdr_body(const char *p, size_t n, void *arg);
 
@@ -286,6 +340,7 @@ static void
 inbound_data_start(struct smtp_session *s, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
+	struct inbound_limits *lim;
 	struct buf b = { 0 };
 
 	if ((c->msg = spool_msg_new(c->gw->spool, c->id)) == NULL) {
@@ -322,9 +377,13 @@ inbound_data_start(struct smtp_session *s, void *arg)
 	}
 	buf_free(&b);
 	c->hdr_sep = c->hdr_err = 0;
-	c->hdr = msg_parser_new(1024 * 1024, 10000, inbound_hdr_field,
-	    inbound_hdr_body, c);
-	if (c->hdr == NULL) {
+	/* RFC 5322 2.1: the empty line after the header section is not
+	 * part of it (the parser counts it: 2 octets more) */
+	if ((lim = inbound_limits_new(c, c->gw->cfg)) != NULL)
+		c->hdr = msg_parser_new(lim->header_size + 2, lim->header_fields,
+		    inbound_hdr_field, inbound_hdr_body, c);
+	if (lim == NULL || c->hdr == NULL) {
+		inbound_limits_free(c);
 		spool_msg_abort(c->msg);
 		c->msg = NULL;
 		inbound_count("deferred", "other");
@@ -509,8 +568,8 @@ inbound_dkim_ask(struct gw_conn *c)
 	}
 }
 
-/* Per-message content state: the header filter, the DKIM verifier and
- * its key lookups in flight. */
+/* Per-message content state: the header filter, the content limits, the
+ * DKIM verifier and its key lookups in flight. */
 static void
 inbound_content_clear(struct gw_conn *c)
 {
@@ -520,6 +579,7 @@ inbound_content_clear(struct gw_conn *c)
 		msg_parser_free(c->hdr);
 		c->hdr = NULL;
 	}
+	inbound_limits_free(c);
 	for (i = 0; i < sizeof(c->dkq) / sizeof(c->dkq[0]); i++)
 		if (c->dkq[i].q != NULL) {
 			dns_cancel(c->dkq[i].q);
@@ -533,30 +593,101 @@ inbound_content_clear(struct gw_conn *c)
 	outbound_clear(c);
 }
 
+/* A limit broken by the content: 0, or -1 for a local error (no memory)
+ * in the MIME scanner. */
+static int
+inbound_mime_error(struct inbound_limits *lim)
+{
+	switch (mime_scan_error(lim->mime)) {
+	case MIME_ERR_DEPTH:
+		lim->broken = LIMIT_MIME_DEPTH;
+		return 0;
+	case MIME_ERR_PARTS:
+		lim->broken = LIMIT_MIME_PARTS;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 static int
 inbound_data_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
+	struct inbound_limits *lim = c->limits;
 
-	if (c->msg == NULL)
+	if (c->msg == NULL || lim == NULL)
 		return -1;
+	if (lim->broken)
+		return 0;	/* refused at end of data: nothing kept */
 	if (c->dkim) {
 		dkim_verify_feed(c->dkim, p, n);	/* errors end up in results */
 		inbound_dkim_ask(c);
 	}
 	outbound_feed(c, p, n);
 	if (msg_parser_feed(c->hdr, p, n) == -1) {
-		/* a write error, or a header section past its bounds */
+		/* RFC 5322 2.2 bounds, or a write error */
+		if (!c->hdr_err && msg_parser_error(c->hdr) == MSG_ERR_LIMIT) {
+			/* the parser stops at the first field past the
+			 * count, or at the octet past the size */
+			lim->broken = msg_parser_count(c->hdr) >=
+			    lim->header_fields ? LIMIT_HEADER_FIELDS :
+			    LIMIT_HEADER_SIZE;
+			return 0;
+		}
 		if (!c->hdr_err)
-			log_info("session=%s id=%s header section refused: %s",
-			    smtp_session_id(s), c->id,
-			    msg_parser_error(c->hdr) == MSG_ERR_LIMIT ?
-			    "over 1 MiB or 10000 fields" : "parse error");
+			log_info("session=%s id=%s header section refused: "
+			    "parse error", smtp_session_id(s), c->id);
 		return -1;
 	}
+	/* RFC 2046 5.1: nesting and parts, bounded */
+	if (mime_scan_feed(lim->mime, p, n) == -1)
+		return inbound_mime_error(lim);
 	if (msg_parser_in_body(c->hdr) && inbound_hdr_sep(c) == -1)
 		return -1;
 	return 0;
+}
+
+/* The content broke a limit: refused with the limit named (RFC 3463:
+ * 5.3.4 too big for the system, 5.6.0 content not accepted), nothing
+ * kept. */
+static void
+inbound_limit_refuse(struct gw_conn *c, const struct inbound_limits *lim)
+{
+	char text[128];
+	int code = 552;
+
+	switch (lim->broken) {
+	case LIMIT_HEADER_SIZE:
+		snprintf(text, sizeof(text), "5.3.4 Message header section "
+		    "exceeds the limit of %zu octets", lim->header_size);
+		break;
+	case LIMIT_HEADER_FIELDS:
+		snprintf(text, sizeof(text), "5.3.4 Too many header fields "
+		    "(limit %zu)", lim->header_fields);
+		break;
+	case LIMIT_MIME_DEPTH:
+		code = 554;
+		snprintf(text, sizeof(text), "5.6.0 MIME nesting deeper than "
+		    "%zu levels", lim->mime_depth);
+		break;
+	default:
+		code = 554;
+		snprintf(text, sizeof(text), "5.6.0 More than %zu MIME parts",
+		    lim->mime_parts);
+		break;
+	}
+	log_info("session=%s id=%s client=%s from=<%s> message refused: "
+	    "limit=%s: %s", smtp_session_id(c->s), c->id, c->ip,
+	    log_safe(smtp_session_sender(c->s)),
+	    lim->broken == LIMIT_HEADER_SIZE ? "header_size" :
+	    lim->broken == LIMIT_HEADER_FIELDS ? "header_fields" :
+	    lim->broken == LIMIT_MIME_DEPTH ? "mime_depth" : "mime_parts",
+	    text + 6);
+	spool_msg_abort(c->msg);
+	c->msg = NULL;
+	inbound_count("rejected", "content");
+	smtp_session_reply(c->s, code, "%s", text);
 }
 
 /* RFC 8601: what we found, stamped above everything else we added. */
@@ -730,7 +861,15 @@ static void
 inbound_data_end(struct smtp_session *s, void *arg)
 {
 	struct gw_conn *c = conn_of(s);
+	struct inbound_limits *lim = c->limits;
 
+	/* a last delimiter line without line end (BDAT) still counts */
+	if (lim != NULL && !lim->broken && mime_scan_end(lim->mime) == -1)
+		(void)inbound_mime_error(lim);
+	if (lim != NULL && lim->broken) {
+		inbound_limit_refuse(c, lim);
+		return;
+	}
 	/* The last header field of a message without a body is complete
 	 * only now: DMARC must see it (a second From there would be a
 	 * hidden second author). */
