@@ -45,32 +45,10 @@ freeport() {
 	$py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# The raw file system: N times write 4 KB + fsync + rename + directory fsync.
+# The raw file system: write 4 KB + fsync + rename + directory fsync, and
+# plain write + fsync (tests/bench/fsyncrate.py).
 rawfs() {
-	$py - "$dir/raw" <<'EOF'
-import os, sys, time
-d = sys.argv[1]
-os.makedirs(d + "/tmp"); os.makedirs(d + "/q")
-data = b"x" * 4096
-qd = os.open(d + "/q", os.O_RDONLY)
-n, t0 = 0, time.monotonic()
-while time.monotonic() - t0 < 3 and n < 100000:
-    p = "%s/tmp/%d" % (d, n)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, data); os.fsync(fd); os.close(fd)
-    os.rename(p, "%s/q/%d" % (d, n)); os.fsync(qd)
-    n += 1
-dt = time.monotonic() - t0
-m, t0 = 0, time.monotonic()
-while time.monotonic() - t0 < 2 and m < 100000:
-    fd = os.open("%s/tmp/f%d" % (d, m), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, data); os.fsync(fd); os.close(fd)
-    m += 1
-dt2 = time.monotonic() - t0
-print("raw file system: %.0f/s write+fsync+rename+dir fsync; %.0f/s write+fsync"
-      % (n / dt, m / dt2))
-EOF
-	rm -rf "$dir/raw"
+	$py tests/bench/fsyncrate.py "$dir" 3
 }
 
 sinkport=$(freeport)
