@@ -1,9 +1,10 @@
 /*
  * smtp/client: one outbound SMTP connection (RFC 5321) on a libevent base.
  *
- * Every reply goes through client_dispatch(), which hands it to the
- * handler of the current state; client_enter() is the only writer of the
- * state. Every function that may run a caller's callback returns -1 when
+ * Reply lines are cut from the input here and parsed by smtp/reply, which
+ * bounds them. Every reply goes through client_dispatch(), which hands it
+ * to the handler of the current state; client_enter() is the only writer
+ * of the state. Every function that may run a caller's callback returns -1 when
  * the client is gone afterwards (the caller freed it); its callers then
  * return at once without touching it.
  */
@@ -29,10 +30,9 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "smtp/path.h"
+#include "smtp/reply.h"
 #include "smtp/tls.h"
 
-/* RFC 5321 4.5.3.1.5 allows 512 octets per reply line; be lenient. */
-#define CLIENT_LINE_MAX	4096
 /* RFC 5321 4.5.3.1.3: 256 octets per path; twice that is lenient. */
 #define CLIENT_PATH_MAX	512
 #define CLIENT_CMD_MAX	(CLIENT_PATH_MAX + 512)
@@ -50,26 +50,27 @@ enum client_state {
 	CLIENT_QUIT, CLIENT_DEAD,
 };
 
-/* Name for logs, and where a failure happened for reply texts. */
+/* Name for logs, where a failure happened, and what a timeout cut short. */
 static const struct {
 	const char *name;
 	const char *where;
+	const char *waiting;
 } client_states[] = {
-	{ "connect", "while connecting" },
-	{ "greeting", "waiting for greeting" },
-	{ "ehlo", "after EHLO" },
-	{ "helo", "after HELO" },
-	{ "starttls", "after STARTTLS" },
-	{ "handshake", "during TLS handshake" },
-	{ "ready", "while idle" },
-	{ "mail", "after MAIL" },
-	{ "rcpt", "after RCPT" },
-	{ "data", "after DATA" },
-	{ "body", "while sending message" },
-	{ "dot", "after end of data" },
-	{ "rset", "after RSET" },
-	{ "quit", "after QUIT" },
-	{ "dead", "after close" },
+	{ "connect", "while connecting", "while connecting" },
+	{ "greeting", "waiting for greeting", "waiting for greeting" },
+	{ "ehlo", "after EHLO", "waiting for reply to EHLO" },
+	{ "helo", "after HELO", "waiting for reply to HELO" },
+	{ "starttls", "after STARTTLS", "waiting for reply to STARTTLS" },
+	{ "handshake", "during TLS handshake", "during TLS handshake" },
+	{ "ready", "while idle", "while idle" },
+	{ "mail", "after MAIL", "waiting for reply to MAIL" },
+	{ "rcpt", "after RCPT", "waiting for reply to RCPT" },
+	{ "data", "after DATA", "waiting for reply to DATA" },
+	{ "body", "while sending message", "while sending message" },
+	{ "dot", "after end of data", "waiting for reply to end of data" },
+	{ "rset", "after RSET", "waiting for reply to RSET" },
+	{ "quit", "after QUIT", "waiting for reply to QUIT" },
+	{ "dead", "after close", "after close" },
 };
 
 #define CAP_PIPELINING	0x01
@@ -139,9 +140,8 @@ struct smtp_client {
 	int		 in_txn;
 	struct client_txn txn;
 
-	struct smtp_client_reply reply;	/* being read */
-	int		 reply_lines;
-	char		 reply_esc[16];	/* enhanced code of the first line */
+	struct smtp_client_reply reply;	/* the last one read */
+	struct smtp_reply parser;	/* the one being read */
 
 	char		*chunk;		/* 3 * CLIENT_CHUNK: read, stuffed */
 	char		 err[512];
@@ -174,6 +174,13 @@ client_enter(struct smtp_client *c, enum client_state state)
 	c->state = state;
 }
 
+/*
+ * The deadline of a reply runs from when its command was queued (RFC 5321
+ * 4.5.3.2: a timeout per command, 4.5.3.2.6 for the end of data). Input
+ * that does not complete a reply never moves it: a server that trickles a
+ * line, or continuation lines without end, is cut off at the deadline.
+ * Only sending the content re-arms it, as each block leaves (4.5.3.2.5).
+ */
 static void
 client_arm(struct smtp_client *c, int secs)
 {
@@ -360,7 +367,7 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->state == CLIENT_QUIT)
 		client_release(c);
 	else
-		client_fail(c, "timeout %s", client_states[c->state].where);
+		client_fail(c, "timeout %s", client_states[c->state].waiting);
 }
 
 /* Commands are queued on the output buffer; libevent writes them. */
@@ -559,106 +566,56 @@ client_ehlo_line(struct smtp_client *c, const char *s)
 	}
 }
 
-/* Append to the reply text, truncating to fit. */
-static void
-client_text_append(struct smtp_client_reply *r, const char *s, size_t n)
-{
-	size_t len = strlen(r->text);
-
-	if (n > sizeof(r->text) - 1 - len)
-		n = sizeof(r->text) - 1 - len;
-	memcpy(r->text + len, s, n);
-	r->text[len + n] = '\0';
-}
-
 /*
- * One reply line: 1 when it was the last line of the reply, 0 when more
- * follow, -1 when it is no reply line (c->err says why).
- * RFC 5321 4.2: "xyz text" ends a reply, "xyz-text" continues it.
+ * 1: a whole reply is in c->reply; 0: need more input; -1: garbage, c->err
+ * says why. Lines end in CRLF or in a bare LF (EVBUFFER_EOL_CRLF; lenient,
+ * like Postfix). A line is refused as soon as more of it is in than
+ * smtp/reply accepts, never after buffering whatever the server sends.
  */
-static int
-client_reply_line(struct smtp_client *c, char *line, size_t len)
-{
-	struct smtp_client_reply *r = &c->reply;
-	size_t i, n;
-	char *s;
-	int code, last;
-
-	if (len < 3 || line[0] < '2' || line[0] > '5' ||
-	    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9' ||
-	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
-		snprintf(c->err, sizeof(c->err), "bad reply line %s",
-		    log_safen(line, len > 64 ? 64 : len));
-		return -1;
-	}
-	last = len == 3 || line[3] == ' ';
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	/* RFC 5321 4.2.1: every line of a reply has the same code. */
-	if (c->reply_lines > 0 && code != r->code) {
-		c->reply_lines = 0;
-		snprintf(c->err, sizeof(c->err), "reply codes %d and %d mixed",
-		    r->code, code);
-		return -1;
-	}
-	/* Replies end up in logs and DSNs: no control bytes, no NULs. */
-	for (i = 0; i < len; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			line[i] = '?';
-	s = len > 3 ? line + 4 : line + len;
-	n = strlen(c->reply_esc);
-	if (c->reply_lines == 0) {
-		memset(r, 0, sizeof(*r));
-		if (len > 3)
-			line[3] = ' ';
-		client_text_append(r, line, len);
-		r->code = code;
-		/* RFC 3463 enhanced code, repeated on later lines. */
-		n = strcspn(s, " ");
-		c->reply_esc[0] = '\0';
-		if (n > 0 && n < sizeof(c->reply_esc) && s[0] == line[0] &&
-		    s[1] == '.')
-			snprintf(c->reply_esc, sizeof(c->reply_esc), "%.*s",
-			    (int)n, s);
-	} else {
-		if (c->state == CLIENT_EHLO)
-			client_ehlo_line(c, s);
-		if (n > 0 && strncmp(s, c->reply_esc, n) == 0 &&
-		    (s[n] == ' ' || s[n] == '\0'))
-			s += n + (s[n] == ' ');
-		if (*s != '\0') {
-			client_text_append(r, " ", 1);
-			client_text_append(r, s, strlen(s));
-		}
-	}
-	c->reply_lines = last ? 0 : c->reply_lines + 1;
-	return last;
-}
-
-/* 1: a whole reply is in c->reply; 0: need more input; -1: garbage. */
 static int
 client_parse(struct smtp_client *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	char line[CLIENT_LINE_MAX + 1];
-	struct evbuffer_ptr p;
+	struct smtp_reply *p = &c->parser;
+	struct evbuffer_ptr eol;
+	const char *line;
 	size_t eol_len, len;
 	int r;
 
 	for (;;) {
-		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		len = p.pos == -1 ? evbuffer_get_length(in) : (size_t)p.pos;
-		if (len > CLIENT_LINE_MAX) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
+		/* Until its end is in, the last octet may be the CR of CRLF. */
+		if (len > SMTP_REPLY_LINE_MAX + (eol.pos == -1 ? 1 : 0)) {
 			snprintf(c->err, sizeof(c->err),
-			    "reply line longer than %d bytes", CLIENT_LINE_MAX);
+			    "reply line longer than %d octets",
+			    SMTP_REPLY_LINE_MAX);
 			return -1;
 		}
-		if (p.pos == -1)
+		if (eol.pos == -1)
 			return 0;
-		evbuffer_remove(in, line, len);
-		evbuffer_drain(in, eol_len);
-		line[len] = '\0';
-		if ((r = client_reply_line(c, line, len)) != 0)
-			return r;
+		line = "";
+		if (len > 0 &&
+		    (line = (const char *)evbuffer_pullup(in, (ev_ssize_t)len)) ==
+		    NULL) {
+			snprintf(c->err, sizeof(c->err), "out of memory");
+			return -1;
+		}
+		r = smtp_reply_feed(p, line, len);
+		evbuffer_drain(in, len + eol_len);
+		if (r == SMTP_REPLY_ERROR) {
+			snprintf(c->err, sizeof(c->err), "%s", p->err);
+			return -1;
+		}
+		/* RFC 5321 4.1.1.1: after the first line, one keyword a line. */
+		if (c->state == CLIENT_EHLO && p->nlines > 1)
+			client_ehlo_line(c, p->line);
+		if (r == SMTP_REPLY_DONE) {
+			c->reply.code = p->code;
+			snprintf(c->reply.text, sizeof(c->reply.text), "%s",
+			    p->text);
+			return 1;
+		}
 	}
 }
 
@@ -1005,6 +962,7 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 	c->ready_cb = cb;
 	c->ready_arg = arg;
 	c->state = CLIENT_CONNECT;
+	smtp_reply_init(&c->parser);
 	/* Numeric only: no DNS here. */
 	if (getnameinfo(addr, addrlen, host, sizeof(host), serv, sizeof(serv),
 	    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
