@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -947,6 +949,7 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 	struct smtp_client *c;
 	const char *helo = cfg->helo;
 	int saved;
+	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -998,6 +1001,12 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
 		event_active(c->defer, EV_TIMEOUT, 1);
 		return c;
 	}
+	/* Commands, the content's last bytes and the final dot are small
+	 * writes: with Nagle's algorithm each waited for the server's
+	 * delayed ACK (~40 ms per message). libevent coalesces what one loop
+	 * iteration writes. */
+	(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY,
+	    &one, sizeof(one));
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;
 }

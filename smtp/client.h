@@ -55,8 +55,11 @@ struct smtp_client_config {
 					 * the certificate is checked for;
 					 * NULL = none (VERIFY then fails) */
 	int connect_timeout;		/* seconds, TCP connect + greeting */
-	int command_timeout;		/* seconds to wait for each reply */
-	int data_timeout;		/* seconds for the reply to end of data */
+	int command_timeout;		/* seconds for each reply, from when
+					 * its command is sent; partial input
+					 * does not extend it */
+	int data_timeout;		/* seconds for the reply to end of
+					 * data, from the final dot */
 };
 
 /*
