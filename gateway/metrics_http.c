@@ -11,8 +11,9 @@
  * (a new one closes the oldest at once, so that idle connections cannot
  * lock a scraper out), each closed METRICS_HTTP_DEADLINE seconds after
  * accept whatever arrives (a trickle cannot keep it open), a request head
- * of at most MHTTP_HEAD_MAX octets, and accept() paused for a second when
- * descriptors run out instead of spinning (listener.c does the same).
+ * of at most HTTP_REQUEST_HEAD_MAX octets (read by gateway/http_request),
+ * and accept() paused for a second when descriptors run out instead of
+ * spinning (listener.c does the same).
  * libevent 2.1's evhttp cannot take an accepted socket (evhttp_get_request
  * is internal), which is why this is not evhttp: its own listener would
  * decide alone when to accept and how long a connection lives.
@@ -36,21 +37,19 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 
 #include "gateway/gateway.h"
+#include "gateway/http_request.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 
-#define MHTTP_HEAD_MAX		8192	/* request line and header fields */
 #define MHTTP_LINGER_MAX	65536	/* octets discarded after the answer */
 #define MHTTP_HELD_EVERY	30	/* seconds between counts of hold/ */
 
 enum mhttp_state {
-	MHTTP_REQUEST_LINE,
-	MHTTP_FIELDS,
+	MHTTP_READING,		/* the request head */
 	MHTTP_ANSWERING,	/* the answer is being written */
 	MHTTP_LINGERING,	/* written and half-closed: wait for the client */
 };
@@ -61,8 +60,8 @@ struct mhttp_conn {
 	struct event *deadline;
 	struct mhttp_conn *prev, *next;	/* oldest first */
 	enum mhttp_state state;
+	struct http_request req;
 	size_t seen;			/* octets of the head, or discarded */
-	int code;			/* the answer decided by the request line */
 	int head;			/* a HEAD request: no content */
 	int eof;			/* the client has stopped sending */
 };
@@ -184,6 +183,7 @@ mhttp_conn_free(struct mhttp_conn *c)
 	m->nconns--;
 	if (c->deadline)
 		event_free(c->deadline);
+	http_request_clear(&c->req);
 	bufferevent_free(c->bev);	/* closes the socket */
 	free(c);
 }
@@ -242,78 +242,35 @@ mhttp_scrape(struct mhttp_conn *c)
 	buf_free(&b);
 }
 
-/*
- * RFC 9112 3: method SP request-target SP HTTP-version. Decides the
- * answer (c->code): 200, 400, 404, 405 or 505; the path is read as
- * evhttp would (origin or absolute form, the query ignored).
- */
+/* The head has been read (or refused): answer it. */
 static void
-mhttp_request_line(struct mhttp_conn *c, char *line)
+mhttp_respond(struct mhttp_conn *c, int status)
 {
-	char *target, *version;
-	struct evhttp_uri *u;
-	const char *path;
-	size_t mlen;
+	const struct http_request *r = &c->req;
 
-	/* the method is a token (RFC 9110 5.6.2, 9.1) */
-	mlen = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789!#$%&'*+-.^_`|~");
-	if (mlen == 0 || line[mlen] != ' ') {
-		c->code = 400;
-		return;
-	}
-	line[mlen] = '\0';
-	target = line + mlen + 1;
-	if ((version = strchr(target, ' ')) == NULL || version == target ||
-	    strchr(version + 1, ' ') != NULL) {
-		c->code = 400;
-		return;
-	}
-	*version++ = '\0';
-	if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 ||
-	    version[6] != '.' || version[5] < '0' || version[5] > '9' ||
-	    version[7] < '0' || version[7] > '9') {
-		c->code = 400;
-		return;
-	}
-	c->head = strcmp(line, "HEAD") == 0;
-	if (version[5] != '1') {
-		c->code = 505;	/* RFC 9110 15.6.6 */
-		return;
-	}
-	u = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
-	path = u ? evhttp_uri_get_path(u) : NULL;
-	if (u == NULL)
-		c->code = 400;
-	else if (path == NULL || strcmp(path, "/metrics") != 0)
-		c->code = 404;
-	else if (strcmp(line, "GET") != 0 && !c->head)
-		c->code = 405;
-	else
-		c->code = 200;
-	if (u)
-		evhttp_uri_free(u);
-}
-
-/* The head is complete: answer what the request line asked. */
-static void
-mhttp_respond(struct mhttp_conn *c)
-{
-	switch (c->code) {
-	case 200:
-		mhttp_scrape(c);
+	c->head = r->method == HTTP_METHOD_HEAD;
+	switch (status) {
+	case HTTP_REQUEST_DONE:
+		if (r->path == NULL || strcmp(r->path, "/metrics") != 0)
+			mhttp_text(c, 404, "Not Found", NULL,
+			    "not found: try /metrics\n");
+		else if (r->method != HTTP_METHOD_GET &&
+		    r->method != HTTP_METHOD_HEAD)
+			/* RFC 9110 15.5.6: a 405 names the methods there are */
+			mhttp_text(c, 405, "Method Not Allowed",
+			    "Allow: GET, HEAD\r\n", "method not allowed\n");
+		else
+			mhttp_scrape(c);
 		break;
-	case 404:
-		mhttp_text(c, 404, "Not Found", NULL, "not found: try /metrics\n");
-		break;
-	case 405:
-		/* RFC 9110 15.5.6: a 405 names the methods there are */
-		mhttp_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
-		    "method not allowed\n");
-		break;
-	case 505:
+	case HTTP_REQUEST_VERSION:
+		/* RFC 9110 15.6.6 */
 		mhttp_text(c, 505, "HTTP Version Not Supported", NULL,
 		    "HTTP/1.1 only\n");
+		break;
+	case HTTP_REQUEST_TOO_LARGE:
+		/* RFC 6585 5 */
+		mhttp_text(c, 431, "Request Header Fields Too Large", NULL,
+		    "request head too large\n");
 		break;
 	default:
 		mhttp_text(c, 400, "Bad Request", NULL, "bad request\n");
@@ -322,71 +279,48 @@ mhttp_respond(struct mhttp_conn *c)
 }
 
 /*
- * Reads the head line by line (CRLF, or a bare LF: RFC 9112 2.2). A
- * request body is never read: the answer closes the connection, and what
- * arrives after it is discarded (a lingering close, RFC 9112 9.6).
+ * The head as it arrives (gateway/http_request). A request body is never
+ * read: the answer closes the connection, and what arrives after it is
+ * discarded (a lingering close, RFC 9112 9.6). A malformed head is
+ * answered at once: its framing is lost.
  */
 static void
 mhttp_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct mhttp_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_ptr eol;
-	size_t eol_len, n;
-	char *line;
+	size_t n = evbuffer_get_length(in), used;
+	unsigned char *p;
+	int status;
 
-	while (c->state == MHTTP_REQUEST_LINE || c->state == MHTTP_FIELDS) {
-		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos < 0) {
-			if (c->seen + evbuffer_get_length(in) > MHTTP_HEAD_MAX)
-				goto too_long;
+	if (c->state == MHTTP_READING) {
+		if (n == 0)
 			return;
-		}
-		if (c->seen + (size_t)eol.pos + eol_len > MHTTP_HEAD_MAX)
-			goto too_long;
-		c->seen += (size_t)eol.pos + eol_len;
-		if ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
+		/* the parser never needs more than this at once */
+		if (n > HTTP_REQUEST_HEAD_MAX + 1)
+			n = HTTP_REQUEST_HEAD_MAX + 1;
+		if ((p = evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
 			mhttp_conn_free(c);
 			return;
 		}
-		if (memchr(line, '\0', n) != NULL) {
-			free(line);
-			c->code = 400;
-			mhttp_respond(c);
+		status = http_request_feed(&c->req, (const char *)p, n, &used);
+		if (status == HTTP_REQUEST_TOO_LARGE)
+			used = evbuffer_get_length(in);
+		evbuffer_drain(in, used);
+		c->seen = c->req.seen;
+		if (status == HTTP_REQUEST_MORE)
+			return;
+		if (status == HTTP_REQUEST_NOMEM) {
+			mhttp_conn_free(c);
 			return;
 		}
-		if (c->state == MHTTP_REQUEST_LINE) {
-			/* RFC 9112 2.2: empty lines before it are ignored */
-			if (n > 0) {
-				mhttp_request_line(c, line);
-				c->state = MHTTP_FIELDS;
-			}
-		} else if (n == 0) {
-			c->state = MHTTP_ANSWERING;	/* the head is complete */
-		} else if (strchr(line, ':') == NULL || line[0] == ' ' ||
-		    line[0] == '\t') {
-			/* RFC 9112 5: a field has a name and a colon; 5.2:
-			 * obsolete line folding may be refused */
-			c->code = 400;
-		}
-		free(line);
-		/* a malformed head is answered at once: its framing is lost */
-		if (c->state == MHTTP_ANSWERING || c->code == 400) {
-			mhttp_respond(c);
-			return;
-		}
+		mhttp_respond(c, status);
+		return;
 	}
 	/* answering or lingering: discard, within reason */
-	n = evbuffer_get_length(in);
 	evbuffer_drain(in, n);
-	if ((c->seen += n) > MHTTP_HEAD_MAX + MHTTP_LINGER_MAX)
+	if ((c->seen += n) > HTTP_REQUEST_HEAD_MAX + MHTTP_LINGER_MAX)
 		mhttp_conn_free(c);
-	return;
-too_long:
-	evbuffer_drain(in, evbuffer_get_length(in));
-	/* RFC 6585 5 */
-	mhttp_text(c, 431, "Request Header Fields Too Large", NULL,
-	    "request head too large\n");
 }
 
 static void
@@ -459,6 +393,7 @@ mhttp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	c->m = m;
+	http_request_init(&c->req);
 	if ((c->bev = bufferevent_socket_new(base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		close(fd);

@@ -58,19 +58,24 @@ run_integration() {
 }
 
 run_fuzz() {
-	echo "== fuzzing (short run)"
+	secs=${FUZZ_SECONDS:-30}
+	jobs=${FUZZ_JOBS:-2}
+	echo "== fuzzing (each target ${secs}s, $jobs at once)"
 	if ! command -v clang >/dev/null 2>&1; then
 		echo "   skipped: clang not installed (libFuzzer needs it)"
 		skipped=$((skipped + 1))
 		return
 	fi
 	out="$log/fuzz.out"
-	FUZZ_SECONDS=${FUZZ_SECONDS:-15} tests/fuzz/run.sh >"$out" 2>&1
-	rc=$?
-	cat "$out" | grep -E '^(fuzz|  )' || true
+	start=$(date +%s)
+	{
+		FUZZ_SECONDS=$secs FUZZ_JOBS=$jobs tests/fuzz/run.sh 2>&1
+		echo $? >"$log/fuzz.rc"
+	} | tee "$out" | grep -E '^(fuzz|  )' || true
+	echo "   fuzzing took $(($(date +%s) - start))s (build included)"
 	p=$(grep -c ' ok$' "$out")
 	f=$(grep -c ' FAILED' "$out")
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+	if [ "$(cat "$log/fuzz.rc")" != 0 ] && [ "$f" -eq 0 ]; then
 		tail -n 30 "$out"
 		f=1
 	fi

@@ -1,14 +1,17 @@
 /*
  * libFuzzer target for smtp/datastream.c.
  *
- * The first octet picks DATA or BDAT, the next four the sizes of the
- * pieces the rest is fed in (as reads from a socket would split it). The
- * result must equal feeding everything at once, and must equal a
- * reference model written from RFC 5321 4.1.1.4 / 4.5.2: the content ends
- * at the first "." CRLF that starts a line (offset 0 or after CRLF), a dot
- * starting any other line is dropped, every other octet passes unchanged.
- * In DATA mode, what follows the end is decoded as the next message, as a
- * pipelining client would send it.
+ * The first octet picks DATA or BDAT (bit 0) and normalising (bit 1), the
+ * next four the sizes of the pieces the rest is fed in (as reads from a
+ * socket would split it). The result must equal feeding everything at
+ * once, and must equal a reference model written from RFC 5321 4.1.1.4 /
+ * 4.5.2: the content ends at the first "." CRLF that starts a line (offset
+ * 0 or after CRLF), a dot starting any other line is dropped, every other
+ * octet passes unchanged -- except, when normalising, a bare CR or bare LF,
+ * which becomes CRLF (and never starts a line that could end the content).
+ * Normalised output never holds a bare CR or LF, and the decoded total is
+ * always the output's length. In DATA mode, what follows the end is
+ * decoded as the next message, as a pipelining client would send it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +27,7 @@
 #define LONG SMTP_DATA_LONG_LINE
 #define NUL SMTP_DATA_NUL
 #define EIGHT SMTP_DATA_8BIT
+#define NORM SMTP_DATA_NORMALISED
 
 struct result {
 	struct buf out;
@@ -36,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Feed in[0..n) in pieces sized from ctl (0: the rest at once). */
 static void
-feed(const uint8_t *in, size_t n, int bdat, const uint8_t ctl[4],
+feed(const uint8_t *in, size_t n, int bdat, int norm, const uint8_t ctl[4],
     struct result *r)
 {
 	struct smtp_data d;
@@ -44,6 +48,7 @@ feed(const uint8_t *in, size_t n, int bdat, const uint8_t ctl[4],
 
 	memset(r, 0, sizeof(*r));
 	smtp_data_init(&d, bdat);
+	d.normalise = norm;
 	do {
 		size_t len = n - off, used;
 
@@ -68,6 +73,25 @@ feed(const uint8_t *in, size_t n, int bdat, const uint8_t ctl[4],
 	}
 	r->consumed = off;
 	r->flags = d.flags;
+	CHECK(d.total == r->out.len);
+	if (norm)
+		CHECK(!(r->flags & (LF | CR)));
+	else
+		CHECK(!(r->flags & NORM));
+}
+
+/* Every CR in out is followed by LF, every LF follows a CR. */
+static void
+check_crlf_only(const struct buf *out)
+{
+	size_t j;
+
+	for (j = 0; j < out->len; j++) {
+		if (out->data[j] == '\r')
+			CHECK(j + 1 < out->len && out->data[j + 1] == '\n');
+		if (out->data[j] == '\n')
+			CHECK(j > 0 && out->data[j - 1] == '\r');
+	}
 }
 
 static int
@@ -76,8 +100,23 @@ line_start(const uint8_t *in, size_t j)
 	return j == 0 || (j >= 2 && in[j - 2] == '\r' && in[j - 1] == '\n');
 }
 
+/* A CR at j that no LF follows: bare (RFC 5321 2.3.8). At the very end
+ * only in BDAT mode (DATA waits for what comes next). */
+static int
+bare_cr(const uint8_t *in, size_t n, size_t j, int bdat)
+{
+	return in[j] == '\r' && ((j + 1 < n && in[j + 1] != '\n') ||
+	    (bdat && j + 1 == n));
+}
+
+static int
+bare_lf(const uint8_t *in, size_t j)
+{
+	return in[j] == '\n' && (j == 0 || in[j - 1] != '\r');
+}
+
 static void
-model(const uint8_t *in, size_t n, int bdat, struct result *m)
+model(const uint8_t *in, size_t n, int bdat, int norm, struct result *m)
 {
 	size_t j, end = n;
 
@@ -97,7 +136,10 @@ model(const uint8_t *in, size_t n, int bdat, struct result *m)
 		/* DATA: a CR at the very end still waits for its LF */
 		if (!bdat && !m->done && j == n - 1 && in[j] == '\r')
 			continue;
-		buf_appendc(&m->out, (char)in[j]);
+		if (norm && (bare_cr(in, n, j, bdat) || bare_lf(in, j)))
+			buf_append(&m->out, "\r\n", 2);
+		else
+			buf_appendc(&m->out, (char)in[j]);
 	}
 	for (j = 0; j < m->consumed; j++) {
 		if (in[j] == '\n' && (j == 0 || in[j - 1] != '\r'))
@@ -110,6 +152,8 @@ model(const uint8_t *in, size_t n, int bdat, struct result *m)
 		if (in[j] >= 0x80)
 			m->flags |= EIGHT;
 	}
+	if (norm && (m->flags & (LF | CR)))
+		m->flags = (m->flags & ~(unsigned)(LF | CR)) | NORM;
 }
 
 /*
@@ -161,12 +205,13 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t ctl[4] = { 0, 0, 0, 0 };
-	int bdat;
+	int bdat, norm;
 	size_t off, i;
 
 	if (size < 1)
 		return 0;
 	bdat = data[0] & 1;
+	norm = (data[0] >> 1) & 1;
 	for (i = 0; i < 4 && 1 + i < size; i++)
 		ctl[i] = data[1 + i];
 	off = size < 5 ? size : 5;
@@ -178,16 +223,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct result whole, pieces, bytes, m;
 		static const uint8_t one[4] = { 1, 1, 1, 1 };
 
-		feed(in, n, bdat, NULL, &whole);
-		feed(in, n, bdat, ctl, &pieces);
+		feed(in, n, bdat, norm, NULL, &whole);
+		feed(in, n, bdat, norm, ctl, &pieces);
 		CHECK(same(&whole, &pieces, ~0u));
 		if (n < 512) {
-			feed(in, n, bdat, one, &bytes);
+			feed(in, n, bdat, norm, one, &bytes);
 			CHECK(same(&whole, &bytes, ~0u));
 			buf_free(&bytes.out);
 		}
-		model(in, n, bdat, &m);
+		model(in, n, bdat, norm, &m);
 		CHECK(same(&whole, &m, ~(unsigned)LONG));
+		if (norm)
+			check_crlf_only(&whole.out);
 		check_long(in, whole.consumed, whole.done, bdat, whole.flags);
 		if (whole.done) {
 			/* the end marker is just consumed, not output */
@@ -198,7 +245,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* and it ends the content: every flag raised is explained
 			 * by the content itself */
 			if (smtp_data_refusal(whole.flags) == NULL)
-				CHECK((whole.flags & ~(unsigned)EIGHT) == 0);
+				CHECK((whole.flags & ~(unsigned)(EIGHT | NORM)) == 0);
 		}
 		buf_free(&whole.out);
 		buf_free(&pieces.out);
