@@ -72,6 +72,10 @@ config_check_line(struct config_load *ld, const char *line)
 	const char *p = line, *end;
 	size_t n;
 
+	/* a UTF-8 byte order mark, as some Windows editors write (inih
+	 * skips it too) */
+	if (ld->line == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
 	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
 		p++;
 	if (*p == '\0' || *p == ';' || *p == '#')

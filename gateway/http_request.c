@@ -98,7 +98,8 @@ http_request_line(struct http_request *r, const char *line, size_t n)
 static int
 http_request_one(struct http_request *r, const char *line, size_t n)
 {
-	if (memchr(line, '\0', n) != NULL)
+	/* RFC 9112 2.2: a bare CR anywhere in the head is refused */
+	if (memchr(line, '\0', n) != NULL || memchr(line, '\r', n) != NULL)
 		return HTTP_REQUEST_BAD;
 	if (r->state == HR_REQUEST_LINE) {
 		/* RFC 9112 2.2: empty lines before it are ignored */

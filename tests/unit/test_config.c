@@ -621,6 +621,26 @@ test_load_errors(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* A UTF-8 byte order mark before the first line is skipped (Windows
+ * editors write one); found by fuzz_config. */
+static void
+test_load_bom(void **state)
+{
+	char path[128];
+	struct buf err = { 0 };
+	struct config *cfg;
+
+	write_config("\xef\xbb\xbf" BASE, path, sizeof(path));
+	cfg = config_load(path, &err);
+	if (cfg == NULL)
+		fail_msg("%s", err.data);
+	config_free(cfg);
+	/* elsewhere it is not a mark but a stray character */
+	write_config(BASE "\xef\xbb\xbf[limits]\n", path, sizeof(path));
+	assert_null(config_load(path, &err));
+	buf_free(&err);
+}
+
 /* All errors of a file are reported, one per line. */
 static void
 test_load_collects_errors(void **state)
@@ -1022,6 +1042,7 @@ main(void)
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_load_collects_errors),
+		cmocka_unit_test(test_load_bom),
 		cmocka_unit_test(test_load_long_line),
 		cmocka_unit_test(test_load_boundary_line),
 		cmocka_unit_test(test_load_missing_file),

@@ -143,6 +143,9 @@ static const struct {
 	{ S("GET /metrics HTTP/1.1\r\nHost: a\0b\r\n\r\n"), BAD,
 	    HTTP_METHOD_GET, "/metrics", 34, 0 },
 	{ S("\0\r\n"), BAD, HTTP_METHOD_NONE, "-", ALL, 0 },
+	/* a bare CR inside a field line (RFC 9112 2.2) */
+	{ S("GET /metrics HTTP/1.1\r\nHost: a\rb\r\n\r\n"), BAD,
+	    HTTP_METHOD_GET, "/metrics", 34, 0 },
 	/* field lines: a colon, and no obs-fold (RFC 9112 5.2) */
 	{ S("GET /metrics HTTP/1.1\r\nHost x\r\n\r\n"), BAD, HTTP_METHOD_GET,
 	    "/metrics", 31, 0 },
