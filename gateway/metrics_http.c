@@ -87,6 +87,11 @@ static const struct {
 	{ "mxgate_connections_refused_total", METRICS_COUNTER,
 	    "SMTP client connections refused with 421 by [limits] "
 	    "connections (limit_total) or connections_per_ip (limit_per_ip)." },
+	{ "mxgate_protocol_violations_total", METRICS_COUNTER,
+	    "SMTP sessions ended for a protocol violation, by kind: pregreet, "
+	    "pipelining (RFC 2920), header_command, http, errors "
+	    "(hard_error_limit), junk (junk_commands), slow_command, "
+	    "slow_data (min_data_rate), tls_timeout." },
 	{ "mxgate_messages_total", METRICS_COUNTER,
 	    "Messages by final reply: accepted (250), rejected (5xx) or deferred "
 	    "(4xx), with the reason (ok, held, spf, dmarc, relay, size, content, "
@@ -575,6 +580,7 @@ metrics_http_start(struct gateway *gw)
 	metrics_add("mxgate_connections_refused_total", 0, "reason", "limit_total");
 	metrics_add("mxgate_connections_refused_total", 0, "reason", "limit_per_ip");
 	metrics_add("mxgate_messages_total", 0, "outcome", "accepted", "reason", "ok");
+	metrics_add("mxgate_protocol_violations_total", 0, "kind", "pipelining");
 	metrics_add("mxgate_delivery_attempts_total", 0, "outcome", "delivered");
 	metrics_add("mxgate_delivery_attempts_total", 0, "outcome", "deferred");
 	metrics_add("mxgate_delivery_attempts_total", 0, "outcome", "failed");

@@ -416,3 +416,25 @@ def test_silent_implicit_tls_client_is_dropped(mx, tls_files):
         s.close()
     assert data == b"" and took < 5, (data, took)
     d.wait_log(r"TLS handshake not done within 1s", timeout=5)
+
+
+def test_violations_are_counted(mx):
+    """mxgate_protocol_violations_total{kind} on the metrics endpoint."""
+    from test_metrics import scrape
+    mport = free_port()
+    d = mx.daemon(sections={"metrics": {"listen": "127.0.0.1:%d" % mport}})
+    key = "mxgate_protocol_violations_total"
+    before = scrape(mport)
+    assert before.samples.get((key, (("kind", "pipelining"),))) == 0, \
+        before.text
+    assert key in before.help
+    for data in (b"HELO a\r\nMAIL FROM:<a@b.test>\r\n", b"Subject: x\r\n",
+                 b"EHLO a\r\nQUIT\r\n"):
+        with d.connect() as c:
+            c.greeting()
+            c.send(data)
+            c.read_reply()
+            assert c.wait_closed()
+    m = scrape(mport)
+    assert m.samples.get((key, (("kind", "pipelining"),))) == 2, m.text
+    assert m.samples.get((key, (("kind", "header_command"),))) == 1, m.text
