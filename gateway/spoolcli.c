@@ -20,10 +20,17 @@
 void
 spoolcli_put(FILE *f, const char *s, int space)
 {
+	size_t u;
+
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c < 0x20 || c == 0x7f || c == '\\' || (c == ' ' && !space))
+		if (c >= 0x80 && (u = log_utf8_len((const unsigned char *)s,
+		    strlen(s))) > 0) {
+			fwrite(s, 1, u, f);	/* printable UTF-8, whole */
+			s += u - 1;
+		} else if (c < 0x20 || c >= 0x7f || c == '\\' ||
+		    (c == ' ' && !space))
 			fprintf(f, "\\x%02x", c);
 		else
 			putc(c, f);

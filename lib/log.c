@@ -327,6 +327,34 @@ log_fatal(const char *fmt, ...)
 
 #define LOG_SAFE_MAX 256
 
+size_t
+log_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	/* RFC 3629 4 */
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+		return 0;
+	return len;
+}
+
 const char *
 log_safen(const char *s, size_t n)
 {
@@ -344,11 +372,17 @@ log_safen(const char *s, size_t n)
 		*o++ = '"';
 	for (i = 0; i < n && i < LOG_SAFE_MAX; i++) {
 		unsigned char c = (unsigned char)s[i];
+		size_t u;
 
-		if (c == '"' || c == '\\') {
+		if (c >= 0x80 && (u = log_utf8_len((const unsigned char *)s + i,
+		    (n < LOG_SAFE_MAX ? n : LOG_SAFE_MAX) - i)) > 0) {
+			memcpy(o, s + i, u);	/* printable UTF-8, whole */
+			o += u;
+			i += u - 1;
+		} else if (c == '"' || c == '\\') {
 			*o++ = '\\';
 			*o++ = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (c < 0x20 || c >= 0x7f) {
 			*o++ = '\\';
 			*o++ = 'x';
 			*o++ = hex[c >> 4];

@@ -51,11 +51,17 @@ void log_fatal(const char *fmt, ...)
 
 /*
  * Escape s for a key=value log field: the result is quoted when it holds a
- * space or is empty, with \" \\ and \xNN escapes, and cut at 256 bytes (an
+ * space or is empty, with \" \\ and \xNN escapes (control characters, C1
+ * controls and octets that are not valid UTF-8), and cut at 256 bytes (an
  * ellipsis marks the cut). The returned pointer is valid until the 8th
  * further call in the same thread.
  */
 const char *log_safe(const char *s);
 const char *log_safen(const char *s, size_t n);
+
+/* Octets of the printable UTF-8 character at s[0..n) (2 to 4: well
+ * formed, not overlong, no surrogate, not a C1 control U+0080..U+009F),
+ * or 0 when s[0] does not start one. For s[0] >= 0x80. */
+size_t log_utf8_len(const unsigned char *s, size_t n);
 
 #endif

@@ -394,13 +394,23 @@ client_cmd(struct smtp_client *c, const char *fmt, ...)
 static int
 client_path_ok(const char *s)
 {
+	int quoted = 0;
+
 	if (strlen(s) > CLIENT_PATH_MAX)
 		return 0;
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '<' ||
-		    *s == '>')
+	/* RFC 5321 4.1.2: "<" and ">" only inside a quoted local part
+	 * (qtextSMTP), where they cannot end the path */
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return 0;
-	return 1;
+		if (quoted && *s == '\\' && s[1] != '\0')
+			s++;	/* quoted-pairSMTP */
+		else if (*s == '"')
+			quoted = !quoted;
+		else if (!quoted && (*s == '<' || *s == '>'))
+			return 0;
+	}
+	return !quoted;
 }
 
 static size_t

@@ -452,12 +452,6 @@ def test_cr_lf_injection(mx, raw, first):
         c.ehlo()
 
 
-@pytest.mark.xfail(strict=True, reason=
-    "'<' and '>' inside a quoted local part are accepted at RCPT (RFC 5321 "
-    "4.1.2 qtextSMTP allows them) but smtp/client.c client_path_ok refuses "
-    "to send any path holding them: the message is accepted, then bounced "
-    "by mxgate itself (553 5.1.3 invalid recipient address); with such a "
-    "sender the bounce is lost too")
 def test_angle_brackets_in_quoted_local_part(mx):
     """An address accepted at RCPT is one the daemon can send on (or it is
     refused at once): '>' inside a quoted local part, which would also
@@ -482,11 +476,6 @@ def test_angle_brackets_in_quoted_local_part(mx):
         "accepted, then refused by our own SMTP client"
 
 
-@pytest.mark.xfail(strict=True, reason=
-    "lib/log.c log_safen escapes only octets below 0x20 and 0x7f: C1 "
-    "controls (0x9b is CSI on an 8-bit terminal; U+009B in UTF-8) and "
-    "invalid UTF-8 in a HELO name (accepted by smtp/session_cmd.c "
-    "cmd_helo) reach the log raw")
 @pytest.mark.parametrize("helo", [b"a\x9b2Jb", b"a\xc2\x9b2Jb", b"a\xff\xfeb"])
 def test_c1_controls_and_invalid_utf8_in_log(mx, helo):
     sink = mx.sink()

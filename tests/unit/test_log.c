@@ -154,6 +154,24 @@ json_truncated_stays_valid(void **state)
 	}
 }
 
+/* log_safe passes printable UTF-8 whole and escapes C1 controls (0x9b is
+ * CSI on an 8-bit terminal), invalid and overlong UTF-8, surrogates. */
+static void
+safe_utf8_and_c1(void **state)
+{
+	(void)state;
+	assert_string_equal(log_safe("caf\xc3\xa9 \xe2\x82\xac"),
+	    "\"caf\xc3\xa9 \xe2\x82\xac\"");
+	assert_string_equal(log_safe("\xf0\x9f\x93\xa7"), "\xf0\x9f\x93\xa7");
+	assert_string_equal(log_safe("a\x9b" "2Jb"), "a\\x9b2Jb");
+	assert_string_equal(log_safe("a\xc2\x9b" "2Jb"), "a\\xc2\\x9b2Jb");
+	assert_string_equal(log_safe("a\xff\xfe"), "a\\xff\\xfe");
+	assert_string_equal(log_safe("\xc0\xaf"), "\\xc0\\xaf");	/* overlong */
+	assert_string_equal(log_safe("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+	assert_string_equal(log_safe("\xe2\x82"), "\\xe2\\x82");	/* cut */
+	assert_string_equal(log_safe("\xc2\xa0"), "\xc2\xa0");	/* U+00A0 */
+}
+
 /* Values that fill the buffer mid-member: the member is left out whole,
  * never cut into invalid JSON. Each invalid octet becomes 6 octets. */
 static void
@@ -168,7 +186,7 @@ json_full_buffer_stays_valid(void **state)
 	v[256] = '\0';
 	for (k = 0; k < 8; k++)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "k%d=%s ", k,
-		    log_safe(v));
+		    v);	/* raw: log_safe would escape them */
 	/* each member is 1545 octets: five fit in 8192, the sixth not */
 	fields(line, out, sizeof(out));
 	assert_non_null(strstr(out, "\"k4\""));
@@ -204,6 +222,7 @@ main(void)
 		cmocka_unit_test(json_duplicates_and_msg_key),
 		cmocka_unit_test(json_truncated_stays_valid),
 		cmocka_unit_test(json_full_buffer_stays_valid),
+		cmocka_unit_test(safe_utf8_and_c1),
 		cmocka_unit_test(json_no_field_injection),
 	};
 
