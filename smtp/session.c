@@ -72,7 +72,7 @@ smtp_session_write_reply(struct smtp_session *s, int code, const char *text)
 	 * answers to the chunks of a refused BDAT message count once. */
 	if (code < 400 || code == 421 || s->state == STATE_CLOSING ||
 	    (code == 452 && strncmp(text, "4.5.3", 5) == 0) ||
-	    (s->content_refused && s->state == STATE_BDAT_WAIT))
+	    s->chunk_refusal)
 		return;
 	s->errors++;
 	if (s->cfg->soft_error_limit > 0 && s->cfg->error_delay > 0 &&
@@ -522,6 +522,9 @@ session_content_end(struct smtp_session *s)
 {
 	const char *why;
 
+	/* All content is in: what follows (the hooks' DNS and the spool
+	 * commit for on_data_end) is our time, not the client's. */
+	evtimer_del(s->ev_deadline);
 	session_flush_chunk(s);
 	if (s->data.flags & SMTP_DATA_NORMALISED)
 		log_info("session=%s client=%s bare CR or LF in the content "
@@ -576,8 +579,24 @@ session_command_deadline(struct smtp_session *s)
 {
 	struct timeval tv = { s->cfg->command_timeout, 0 };
 
-	if (session_command_state(s) && !evtimer_pending(s->ev_deadline, NULL))
+	if (session_command_state(s) && !s->discarding &&
+	    !evtimer_pending(s->ev_deadline, NULL))
 		evtimer_add(s->ev_deadline, &tv);
+}
+
+/* DATA content, a BDAT chunk, or a chunk discarded: data_timeout's grace
+ * begins now, then min_data_rate is owed (session_content_on_time). */
+void
+smtp_session_content_clock(struct smtp_session *s)
+{
+	struct timeval tv = { s->cfg->data_timeout, 0 };
+
+	evtimer_del(s->ev_deadline);
+	if (s->cfg->min_data_rate <= 0)
+		return;
+	event_base_gettimeofday_cached(s->base, &s->content_start);
+	s->content_read = 0;
+	evtimer_add(s->ev_deadline, &tv);
 }
 
 /* Content owes min_data_rate octets/s after data_timeout's grace: 1 if it
@@ -617,13 +636,8 @@ session_set_deadline(struct smtp_session *s)
 	if (s->state == STATE_TLS && s->cfg->tls_timeout > 0) {
 		tv.tv_sec = s->cfg->tls_timeout;
 		evtimer_add(s->ev_deadline, &tv);
-	} else if ((s->state == STATE_DATA || s->state == STATE_BDAT) &&
-	    s->cfg->min_data_rate > 0) {
-		event_base_gettimeofday_cached(s->base, &s->content_start);
-		s->content_read = 0;
-		tv.tv_sec = s->cfg->data_timeout;
-		evtimer_add(s->ev_deadline, &tv);
-	}
+	} else if (s->state == STATE_DATA || s->state == STATE_BDAT)
+		smtp_session_content_clock(s);
 }
 
 static void
@@ -643,8 +657,11 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		session_kill(s);
 		return;
 	}
-	if (s->state == STATE_DATA || s->state == STATE_BDAT) {
-		if (session_content_on_time(s))
+	if (s->pending != P_NONE)
+		return;		/* our decision is awaited, not the client */
+	if (s->state == STATE_DATA || s->state == STATE_BDAT ||
+	    s->discarding) {
+		if (s->cfg->min_data_rate <= 0 || session_content_on_time(s))
 			return;
 		snprintf(detail, sizeof(detail), "content slower than %d "
 		    "octets/s (%zu octets in %lds)", s->cfg->min_data_rate,
@@ -655,7 +672,7 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		    detail);
 		return;
 	}
-	if (!session_command_state(s) || s->pending != P_NONE)
+	if (!session_command_state(s))
 		return;
 	snprintf(detail, sizeof(detail), "no whole command within %ds in "
 	    "state %s", s->cfg->command_timeout, smtp_state_names[s->state]);
@@ -702,10 +719,13 @@ session_bdat_chunk_done(struct smtp_session *s)
 		return;
 	}
 	smtp_session_enter(s, STATE_BDAT_WAIT);
-	if (s->content_refused)
+	if (s->content_refused) {
+		/* counted once, with the answer to the last chunk */
+		s->chunk_refusal = 1;
 		smtp_session_reply_now(s, atoi(s->content_reply), "%s",
 		    s->content_reply + 4);
-	else
+		s->chunk_refusal = 0;
+	} else
 		smtp_session_reply_now(s, 250, "2.0.0 %zu octets received",
 		    s->data.total);
 }
@@ -743,6 +763,7 @@ session_process(struct smtp_session *s)
 		}
 		if (s->discarding && s->discard_left == 0) {
 			s->discarding = 0;
+			evtimer_del(s->ev_deadline);	/* the content clock */
 			smtp_session_reply_now(s, atoi(s->discard_reply), "%s",
 			    s->discard_reply + 4);
 			continue;
@@ -767,6 +788,7 @@ session_process(struct smtp_session *s)
 
 			evbuffer_drain(in, n);
 			s->discard_left -= n;
+			s->content_read += n;
 			continue;
 		}
 		if (s->state == STATE_DATA || s->state == STATE_BDAT) {

@@ -286,6 +286,7 @@ cmd_bdat(struct smtp_session *s, struct smtp_command *c)
 		/* Read and discard the chunk, then refuse (RFC 3030 2). */
 		s->discard_left = (size_t)size;
 		s->discarding = 1;
+		smtp_session_content_clock(s);
 		snprintf(s->discard_reply, sizeof(s->discard_reply), "%s",
 		    !s->esmtp ? "503 5.5.1 Error: BDAT needs EHLO (RFC 3030)" :
 		    s->state == STATE_MAIL ? "554 5.5.1 Error: no valid recipients" :

@@ -131,6 +131,8 @@ struct smtp_session {
 	struct event *ev_deadline; /* command, content or TLS deadline */
 	struct timeval content_start;	/* DATA content or BDAT chunk */
 	size_t content_read;	/* octets read since content_start */
+	int chunk_refusal;	/* the refusal repeated for a BDAT chunk
+				 * is being written: not an error again */
 };
 
 /* session.c, for the command handlers */
@@ -142,6 +144,9 @@ void smtp_session_wait(struct smtp_session *s, enum smtp_pending p);
 void smtp_session_txn_end(struct smtp_session *s);
 void smtp_session_close(struct smtp_session *s);
 void smtp_session_setup_bev(struct smtp_session *s);
+/* Content begins (also a BDAT chunk read only to be discarded): it owes
+ * min_data_rate once data_timeout has passed. */
+void smtp_session_content_clock(struct smtp_session *s);
 
 /* session_cmd.c: one command line (without CRLF, len octets, writable);
  * more: input the client sent after it is already buffered (RFC 2920

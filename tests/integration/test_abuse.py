@@ -347,6 +347,33 @@ def test_trickled_content_hits_the_data_rate(mx, mode):
     assert [f for f in d.spool_files("queue") if bystander not in f] == []
 
 
+def test_discarded_chunk_owes_the_data_rate(mx):
+    """RFC 3030 2: a BDAT chunk that follows refused recipients in a
+    pipelined group is read and discarded, then refused. It is content: it
+    owes min_data_rate after data_timeout, not a whole command line within
+    command_timeout."""
+    d = mx.daemon(sections={"limits": {"command_timeout": "2",
+                                       "data_timeout": "10"}})
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.send(b"MAIL FROM:<alice@sender.test>\r\n"
+               b"RCPT TO:<user@elsewhere.test>\r\nBDAT 4000 LAST\r\n")
+        assert c.read_reply().code == 250
+        r = c.read_reply()
+        assert r.code >= 500, r
+        try:
+            for _ in range(20):         # 4 s, 1000 octets/s
+                c.send(b"x" * 200)
+                time.sleep(0.2)
+        except OSError:
+            pass
+        r = c.read_reply(timeout=10)
+        assert r.code == 554 and r.lines[0].startswith("5.5.1"), r
+        c.expect(250, "NOOP")
+    assert not d.log_since_start().count("protocol violation")
+
+
 def test_fast_content_is_not_cut_off(mx):
     """The data rate is a floor on average speed, not a cap on size: 2 MB
     sent at full speed with a 1 s grace passes."""

@@ -62,6 +62,16 @@ later_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+answer_later_ms(struct harness *h, int code, const char *text, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	h->later_code = code;
+	snprintf(h->later_text, sizeof(h->later_text), "%s", text);
+	evtimer_add(h->later, &tv);
+}
+
+static void
 answer_later(struct harness *h, int code, const char *text)
 {
 	struct timeval tv = { 0, 30000 };
@@ -108,6 +118,19 @@ hk_rcpt(struct smtp_session *s, const struct smtp_path_args *a, void *arg)
 		answer_later(h, 0, "");
 }
 
+/* on_data_start refuses with this (0: accepts at once) */
+static int refuse_data_start;
+
+static void
+hk_data_start(struct smtp_session *s, void *arg)
+{
+	if (refuse_data_start)
+		smtp_session_reply(s, refuse_data_start, "4.3.1 Insufficient "
+		    "system storage");
+	else
+		smtp_session_accept(s);
+}
+
 static int
 hk_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 {
@@ -117,13 +140,16 @@ hk_chunk(struct smtp_session *s, const char *p, size_t n, void *arg)
 	return 0;
 }
 
+/* how long on_data_end takes to answer (DNS, the spool commit) */
+static int data_end_ms = 30;
+
 static void
 hk_data_end(struct smtp_session *s, void *arg)
 {
 	struct harness *h = arg;
 
 	buf_appendf(&h->events, "end:%zu;", smtp_session_rcpt_count(s));
-	answer_later(h, 250, "2.0.0 Ok: queued as TEST");
+	answer_later_ms(h, 250, "2.0.0 Ok: queued as TEST", data_end_ms);
 }
 
 static void
@@ -148,6 +174,7 @@ static const struct smtp_hooks hooks = {
 	.on_connect = hk_connect,
 	.on_mail = hk_mail,
 	.on_rcpt = hk_rcpt,
+	.on_data_start = hk_data_start,
 	.on_data_chunk = hk_chunk,
 	.on_data_end = hk_data_end,
 	.on_txn_end = hk_txn_end,
@@ -162,6 +189,9 @@ static const struct smtp_server_config scfg = {
 	.command_timeout = 5,
 	.data_timeout = 5,
 };
+
+/* the configuration the next run_dialogue uses */
+static const struct smtp_server_config *run_cfg = &scfg;
 
 static void send_steps(struct harness *h);
 static int close_on_mail;
@@ -234,7 +264,7 @@ run_dialogue(struct harness *h, const struct step *steps)
 	peer.sin_family = AF_INET;
 	inet_pton(AF_INET, "192.0.2.7", &peer.sin_addr);
 	assert_non_null(smtp_session_new(h->base, sv[0], (struct sockaddr *)&peer,
-	    sizeof(peer), &scfg, &hooks, h));
+	    sizeof(peer), run_cfg, &hooks, h));
 	h->client_fd = sv[1];
 	send_steps(h);
 	h->rd = event_new(h->base, sv[1], EV_READ | EV_PERSIST, client_read_cb, h);
@@ -411,6 +441,94 @@ test_header_command_refused(void **state)
 	    "command", "connect;");
 }
 
+/* The data rate times the client's content, not our answer to it: an end
+ * of data decided after data_timeout (slow DNS for DKIM and DMARC, a slow
+ * disk) still gets its 250, for DATA and for BDAT. */
+static void
+test_slow_decision_after_content(void **state)
+{
+	static const struct step data[] = {
+		{ 1, "EHLO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n" },
+		{ 3, "RCPT TO:<x@y.test>\r\n" },
+		{ 4, "DATA\r\n" },
+		{ 5, "Subject: s\r\n\r\nbody\r\n.\r\n" },
+		{ 6, "QUIT\r\n" },
+		{ -1, NULL },
+	};
+	static const struct step bdat[] = {
+		{ 1, "EHLO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n" },
+		{ 3, "RCPT TO:<x@y.test>\r\n" },
+		{ 4, "BDAT 6 LAST\r\nbody\r\n" },
+		{ 5, "QUIT\r\n" },
+		{ -1, NULL },
+	};
+	static struct smtp_server_config cfg;
+	const struct step *dialogues[] = { data, bdat };
+	struct harness h;
+	size_t i;
+
+	cfg = scfg;
+	cfg.data_timeout = 1;
+	cfg.min_data_rate = 1000;
+	run_cfg = &cfg;
+	data_end_ms = 1600;
+	for (i = 0; i < 2; i++) {
+		run_dialogue(&h, dialogues[i]);
+		assert_non_null(h.replies.data);
+		if (strstr(h.replies.data, "250 2.0.0 Ok: queued as TEST\r\n"
+		    "221 2.0.0 Bye\r\n") == NULL)
+			fail_msg("dialogue %zu: %s", i, h.replies.data);
+		assert_null(strstr(h.replies.data, "421"));
+		assert_int_equal(h.closed, 1);
+		harness_free(&h);
+	}
+}
+
+/* Only the answers to the chunks of a refused BDAT message go uncounted:
+ * errors the client makes while the refusal stands still count toward
+ * hard_error_limit. */
+static void
+test_errors_count_after_refused_bdat(void **state)
+{
+	static const struct step in[] = {
+		{ 1, "EHLO c\r\n" },
+		{ 2, "MAIL FROM:<a@b.test>\r\n" },
+		{ 3, "RCPT TO:<x@y.test>\r\n" },
+		{ 4, "BDAT 1\r\nx" },
+		{ 5, "BOGUS1\r\n" },
+		{ 6, "BOGUS2\r\n" },
+		{ 7, "BOGUS3\r\n" },
+		{ 8, "BOGUS4\r\n" },
+		{ -1, NULL },
+	};
+	static struct smtp_server_config cfg;
+
+	cfg = scfg;
+	cfg.hard_error_limit = 3;
+	run_cfg = &cfg;
+	refuse_data_start = 452;
+	check_refused(in, "452 4.3.1 Insufficient system storage\r\n"
+	    "503 5.5.1 Error: BDAT expected\r\n"
+	    "503 5.5.1 Error: BDAT expected\r\n"
+	    "503 5.5.1 Error: BDAT expected\r\n"
+	    "421 4.7.0 Error: too many errors; closing\r\n",
+	    "connect;mail=a@b.test;rcpt=x@y.test;");
+}
+
+/* What a test changed for its dialogues, back to the defaults (also when
+ * it failed half-way). */
+static int
+reset_harness(void **state)
+{
+	run_cfg = &scfg;
+	data_end_ms = 30;
+	refuse_data_start = 0;
+	close_on_mail = 0;
+	return 0;
+}
+
 int
 main(void)
 {
@@ -421,6 +539,10 @@ main(void)
 		cmocka_unit_test(test_pregreet_refused),
 		cmocka_unit_test(test_pipelining_refused),
 		cmocka_unit_test(test_header_command_refused),
+		cmocka_unit_test_teardown(test_slow_decision_after_content,
+		    reset_harness),
+		cmocka_unit_test_teardown(test_errors_count_after_refused_bdat,
+		    reset_harness),
 	};
 
 	signal(SIGPIPE, SIG_IGN);	/* as the daemon does */
