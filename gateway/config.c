@@ -776,6 +776,10 @@ config_validate(struct config_load *ld)
 		if (l->port == 0)
 			config_error(ld, l->line, sec, "port", "missing");
 	}
+	if (cfg->pregreet_wait > 0 && cfg->pregreet_wait >= cfg->command_timeout)
+		config_error(ld, ld->line, "limits", "pregreet_wait",
+		    "%ds is not below command_timeout (%ds)", cfg->pregreet_wait,
+		    cfg->command_timeout);
 	if (cfg->hard_error_limit > 0 &&
 	    cfg->soft_error_limit > cfg->hard_error_limit)
 		config_error(ld, ld->line, "limits", "soft_error_limit",

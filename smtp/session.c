@@ -41,6 +41,7 @@ static void session_process(struct smtp_session *s);
 
 static void session_set_timeouts(struct smtp_session *s);
 static void session_set_deadline(struct smtp_session *s);
+static int session_content_on_time(struct smtp_session *s);
 static void session_kill(struct smtp_session *s);
 static size_t session_unsent(struct smtp_session *s);
 static void session_watch_drain(struct smtp_session *s);
@@ -159,6 +160,7 @@ smtp_session_txn_end(struct smtp_session *s)
 	s->bdat = s->bdat_last = 0;
 	s->bdat_left = 0;
 	s->content_refused = s->oversize = s->local_error = 0;
+	s->bdat_clock = s->bdat_late = 0;
 	memset(&s->data, 0, sizeof(s->data));
 	if (s->state >= STATE_MAIL && s->state <= STATE_BDAT_WAIT)
 		smtp_session_enter(s, STATE_READY);
@@ -594,6 +596,18 @@ smtp_session_content_clock(struct smtp_session *s)
 	evtimer_del(s->ev_deadline);
 	if (s->cfg->min_data_rate <= 0)
 		return;
+	if (s->state == STATE_BDAT && s->bdat_clock) {
+		/* a later chunk of the same message: one clock for the whole
+		 * message, the time between chunks included, so a client
+		 * cannot trickle it out in tiny chunks */
+		if (!session_content_on_time(s)) {
+			s->bdat_late = 1;	/* ended by the deadline callback */
+			tv.tv_sec = 0;
+			evtimer_add(s->ev_deadline, &tv);
+		}
+		return;
+	}
+	s->bdat_clock = s->state == STATE_BDAT;
 	event_base_gettimeofday_cached(s->base, &s->content_start);
 	s->content_read = 0;
 	evtimer_add(s->ev_deadline, &tv);
@@ -633,6 +647,10 @@ session_set_deadline(struct smtp_session *s)
 	if (s->ev_deadline == NULL)
 		return;
 	evtimer_del(s->ev_deadline);
+	if (s->bdat_late) {	/* the message is late: end it from the loop */
+		evtimer_add(s->ev_deadline, &tv);
+		return;
+	}
 	if (s->state == STATE_TLS && s->cfg->tls_timeout > 0) {
 		tv.tv_sec = s->cfg->tls_timeout;
 		evtimer_add(s->ev_deadline, &tv);
@@ -660,8 +678,9 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->pending != P_NONE)
 		return;		/* our decision is awaited, not the client */
 	if (s->state == STATE_DATA || s->state == STATE_BDAT ||
-	    s->discarding) {
-		if (s->cfg->min_data_rate <= 0 || session_content_on_time(s))
+	    s->discarding || s->bdat_late) {
+		if (!s->bdat_late && (s->cfg->min_data_rate <= 0 ||
+		    session_content_on_time(s)))
 			return;
 		snprintf(detail, sizeof(detail), "content slower than %d "
 		    "octets/s (%zu octets in %lds)", s->cfg->min_data_rate,

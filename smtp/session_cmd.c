@@ -44,17 +44,27 @@ session_copy_args(struct smtp_session *s, const char *arg, const char *kw,
 	return *res_r == SMTP_PATH_OK ? 0 : -1;
 }
 
+static int session_junk(struct smtp_session *s);
+
 static void
 cmd_helo(struct smtp_session *s, struct smtp_command *c)
 {
 	char *sp;
 
+	if (session_junk(s))	/* greeting again and again moves no mail */
+		return;
 	if (*c->arg == '\0') {
 		smtp_session_reply_now(s, 501, "5.5.4 Syntax: %s hostname", c->name);
 		return;
 	}
 	if ((sp = strpbrk(c->arg, " \t")) != NULL)
 		*sp = '\0';
+	if (strlen(c->arg) > 255) {
+		/* RFC 5321 4.5.3.1.2: a domain has at most 255 octets */
+		smtp_session_reply_now(s, 501, "5.5.4 %s name longer than 255 "
+		    "octets", c->name);
+		return;
+	}
 	smtp_session_txn_end(s);
 	free(s->helo);
 	if ((s->helo = strdup(c->arg)) == NULL) {
@@ -355,17 +365,17 @@ cmd_starttls(struct smtp_session *s, struct smtp_command *c)
 	smtp_session_enter(s, STATE_TLS);
 }
 
-/* NOOP RSET VRFY EXPN HELP cost nothing to send and move no mail: past
- * junk_limit of them the session ends. 1 if it did. */
+/* HELO EHLO NOOP RSET VRFY EXPN HELP cost nothing to send and move no
+ * mail: past junk_limit of them the session ends. 1 if it did. */
 static int
 session_junk(struct smtp_session *s)
 {
-	char detail[64];
+	char detail[96];
 
 	if (s->cfg->junk_limit <= 0 || ++s->junk <= s->cfg->junk_limit)
 		return 0;
-	snprintf(detail, sizeof(detail), "more than %d NOOP/RSET/VRFY/EXPN/"
-	    "HELP commands", s->cfg->junk_limit);
+	snprintf(detail, sizeof(detail), "more than %d HELO/EHLO/NOOP/RSET/"
+	    "VRFY/EXPN/HELP commands", s->cfg->junk_limit);
 	smtp_session_violation(s, "junk", 421,
 	    "4.7.0 Error: too many commands that move no mail; closing",
 	    detail);

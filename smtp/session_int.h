@@ -131,6 +131,8 @@ struct smtp_session {
 	struct event *ev_deadline; /* command, content or TLS deadline */
 	struct timeval content_start;	/* DATA content or BDAT chunk */
 	size_t content_read;	/* octets read since content_start */
+	int bdat_clock;		/* content_start is this BDAT message's */
+	int bdat_late;		/* ... and it is past its deadline */
 	int chunk_refusal;	/* the refusal repeated for a BDAT chunk
 				 * is being written: not an error again */
 };

@@ -110,7 +110,7 @@ def test_junk_commands_end_the_session(mx):
     with d.connect() as c:
         c.greeting()
         c.ehlo()
-        for cmd in ("NOOP", "RSET", "VRFY x", "HELP", "NOOP"):
+        for cmd in ("NOOP", "RSET", "VRFY x", "HELP"):     # and EHLO: 5
             assert c.cmd(cmd).code < 400
         r = c.cmd("NOOP")
         assert r.code == 421 and r.lines[0].startswith("4.7.0"), r
@@ -465,3 +465,50 @@ def test_violations_are_counted(mx):
     m = scrape(mport)
     assert m.samples.get((key, (("kind", "pipelining"),))) == 2, m.text
     assert m.samples.get((key, (("kind", "header_command"),))) == 1, m.text
+
+
+def test_bdat_message_trickled_in_chunks_hits_the_data_rate(mx):
+    """One clock for a whole BDAT message, the time between its chunks
+    included: a client cannot send a message an octet per chunk, each
+    chunk well within its own deadline."""
+    d = mx.daemon(sections={"limits": {"data_timeout": "2",
+                                       "min_data_rate": "1000",
+                                       "command_timeout": "60"}})
+    with d.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.expect(250, "MAIL FROM:<a@sender.test>")
+        c.expect(250, "RCPT TO:<user@example.test>")
+        t0 = time.monotonic()
+        r = None
+        for i in range(40):
+            c.send(b"BDAT 1\r\nx")
+            r = c.read_reply(timeout=10)
+            if r.code != 250:
+                break
+            time.sleep(0.2)
+        took = time.monotonic() - t0
+        assert r.code == 421 and r.lines[0].startswith("4.4.2"), r
+        assert 1.5 < took < 6, took
+    d.wait_log(r"protocol violation \(slow_data\)", timeout=5)
+
+
+def test_helo_name_longer_than_255_octets(mx):
+    d = mx.daemon()
+    with d.connect() as c:
+        c.greeting()
+        r = c.cmd("EHLO " + "a" * 251 + ".test")      # 256 octets
+        assert r.code == 501, r
+        c.ehlo()
+
+
+def test_repeated_greetings_are_junk(mx):
+    """HELO/EHLO over and over moves no mail: it counts as junk."""
+    d = mx.daemon(sections={"limits": {"junk_commands": "3"}})
+    with d.connect() as c:
+        c.greeting()
+        for _ in range(3):
+            assert c.cmd("HELO client.test").code == 250
+        r = c.cmd("HELO client.test")
+        assert r.code == 421, r
+        assert c.wait_closed()

@@ -466,6 +466,9 @@ static const struct error_case error_cases[] = {
 	    "[limits] soft_error_limit: ", "above hard_error_limit (20)" },
 	{ "pregreet too long", BASE "[limits]\npregreet_wait = 2m\n", 12,
 	    "[limits] pregreet_wait: ", "from 0 to 60s" },
+	{ "pregreet past the command timeout", BASE "[limits]\npregreet_wait = "
+	    "30s\ncommand_timeout = 20\n", 13, "[limits] pregreet_wait: ",
+	    "not below command_timeout (20s)" },
 	{ "header size too small", BASE "[limits]\nheader_size = 100\n", 12,
 	    "[limits] header_size: ", "from 1k to 64m" },
 	{ "mime depth zero", BASE "[limits]\nmime_depth = 0\n", 12,
