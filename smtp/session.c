@@ -608,7 +608,7 @@ smtp_session_content_clock(struct smtp_session *s)
 		return;
 	}
 	s->bdat_clock = s->state == STATE_BDAT;
-	event_base_gettimeofday_cached(s->base, &s->content_start);
+	clock_gettime(CLOCK_MONOTONIC, &s->content_start);
 	s->content_read = 0;
 	evtimer_add(s->ev_deadline, &tv);
 }
@@ -618,12 +618,14 @@ smtp_session_content_clock(struct smtp_session *s)
 static int
 session_content_on_time(struct smtp_session *s)
 {
-	struct timeval now, tv;
+	struct timespec mono;
+	struct timeval tv;
 	double elapsed, allowed, left;
 
-	event_base_gettimeofday_cached(s->base, &now);
-	elapsed = (double)(now.tv_sec - s->content_start.tv_sec) +
-	    (double)(now.tv_usec - s->content_start.tv_usec) / 1e6;
+	/* a monotonic clock: a step of the wall clock cuts nobody off */
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	elapsed = (double)(mono.tv_sec - s->content_start.tv_sec) +
+	    (double)(mono.tv_nsec - s->content_start.tv_nsec) / 1e9;
 	allowed = (double)s->cfg->data_timeout +
 	    (double)s->content_read / (double)s->cfg->min_data_rate;
 	if (elapsed >= allowed)

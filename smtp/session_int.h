@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "lib/buf.h"
 #include "smtp/datastream.h"
@@ -129,7 +130,8 @@ struct smtp_session {
 	int pregreet_watched;	/* pregreet_wait has been spent */
 	struct event *ev_pause;	/* error delay, pregreet wait */
 	struct event *ev_deadline; /* command, content or TLS deadline */
-	struct timeval content_start;	/* DATA content or BDAT chunk */
+	struct timespec content_start;	/* DATA content or BDAT message
+					 * (CLOCK_MONOTONIC) */
 	size_t content_read;	/* octets read since content_start */
 	int bdat_clock;		/* content_start is this BDAT message's */
 	int bdat_late;		/* ... and it is past its deadline */

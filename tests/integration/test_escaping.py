@@ -50,7 +50,7 @@ LOCALS = [
 ]
 HELOS = [
     "%n%s%x%99999999d", "$(id)`id`;|&><", "../../etc/passwd", "/",
-    "a\"b\\c'd", "x status=sent", "h" * 300, "ünïcødé.example",
+    "a\"b\\c'd", "x status=sent", "h" * 255, "ünïcødé.example",
     "[127.0.0.1]",
 ]
 HEADER_PAYLOAD = "%n%s%x%99999999d $(id) `id` ; | & > < ../../etc/passwd \\ \" '"
