@@ -38,6 +38,8 @@ struct commit_worker {
 	struct commit_stats st;			/* under mu */
 	int (*fault)(const char *, const char *, void *);
 	void *fault_arg;
+	char *sync_dir;				/* under mu: a directory whose
+						 * removals await an fsync */
 };
 
 static int
@@ -275,6 +277,52 @@ commit_job_free(struct commit_job *j)
 	free(j);
 }
 
+/* Under mu, on the worker: the directory fsync that makes the removals
+ * asked for so far durable (one for all of them); mu is released
+ * meanwhile. */
+static void
+commit_sync_removals(struct commit_worker *w)
+{
+	char *dir = w->sync_dir;
+
+	w->sync_dir = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (fs_sync_dir(dir) == -1)
+		log_error("spool directory %s: fsync after removals failed: %s "
+		    "(removed messages may come back after a crash)", dir,
+		    strerror(errno));
+	free(dir);
+	pthread_mutex_lock(&w->mu);
+	w->st.dir_fsyncs++;
+}
+
+void
+commit_worker_sync_dir(struct commit_worker *w, const char *dir)
+{
+	char *copy;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->sync_dir == NULL || strcmp(w->sync_dir, dir) != 0) {
+		if (w->sync_dir != NULL) {
+			/* another directory: sync the first one here */
+			copy = w->sync_dir;
+			w->sync_dir = NULL;
+			pthread_mutex_unlock(&w->mu);
+			fs_sync_dir(copy);
+			free(copy);
+			pthread_mutex_lock(&w->mu);
+		}
+		if ((copy = strdup(dir)) == NULL) {
+			pthread_mutex_unlock(&w->mu);
+			fs_sync_dir(dir);	/* no memory: now */
+			return;
+		}
+		w->sync_dir = copy;
+	}
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void *
 commit_thread(void *arg)
 {
@@ -288,6 +336,10 @@ commit_thread(void *arg)
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (w->q_head == NULL || (w->paused && !w->stop)) {
+			if (w->sync_dir != NULL && !w->paused) {
+				commit_sync_removals(w);
+				continue;
+			}
 			if (w->stop && w->q_head == NULL)
 				goto out;
 			pthread_cond_wait(&w->cv, &w->mu);
@@ -320,6 +372,8 @@ commit_thread(void *arg)
 		(void)r;
 	}
 out:
+	if (w->sync_dir != NULL)
+		commit_sync_removals(w);
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }

@@ -61,6 +61,16 @@ struct commit_worker *commit_worker_new(struct event_base *base);
  */
 void commit_worker_free(struct commit_worker *w);
 
+/*
+ * Removals (a delivered message's files unlinked on the loop) need a
+ * directory fsync only so that a crash cannot bring them back (a
+ * duplicate, never a loss): the worker does it, once for all removals
+ * asked for since its last one, between batches and before it stops.
+ * Never blocks on the disk (a second directory while one is pending is
+ * synced at once: not the case in the daemon, which removes from queue/).
+ */
+void commit_worker_sync_dir(struct commit_worker *w, const char *dir);
+
 /* Submitted and not yet called back. */
 size_t commit_worker_pending(const struct commit_worker *w);
 

@@ -410,8 +410,10 @@ spool_update(struct spool *sp, const struct envelope *env)
 	return r;
 }
 
-int
-spool_remove_in(struct spool *sp, const char *area, const char *id)
+/* A message's files leave area (the envelope first: the message is gone
+ * from then on); not yet durable. */
+static int
+spool_unlink_in(const char *area, const char *id)
 {
 	char path[SPOOL_PATH_MAX];
 
@@ -424,13 +426,29 @@ spool_remove_in(struct spool *sp, const char *area, const char *id)
 		return -1;
 	if (spool_path(path, sizeof(path), area, id, "msg") == 0)
 		unlink(path);
+	return 0;
+}
+
+int
+spool_remove_in(struct spool *sp, const char *area, const char *id)
+{
+	if (spool_unlink_in(area, id) == -1)
+		return -1;
 	return fs_sync_dir(area);
 }
 
 int
 spool_remove(struct spool *sp, const char *id)
 {
-	return spool_remove_in(sp, sp->queue, id);
+	if (sp->committer == NULL)
+		return spool_remove_in(sp, sp->queue, id);
+	/* after delivery: the directory fsync goes to the commit worker,
+	 * shared by every removal until it runs (DESIGN: the loop never
+	 * blocks on the disk) */
+	if (spool_unlink_in(sp->queue, id) == -1)
+		return -1;
+	commit_worker_sync_dir(sp->committer, sp->queue);
+	return 0;
 }
 
 int

@@ -144,6 +144,10 @@ int spool_space_low(struct spool *sp, unsigned long long min_free);
 int spool_load(struct spool *sp, const char *id, struct envelope *env_r,
     const char **err_r);
 int spool_update(struct spool *sp, const struct envelope *env);
+/* A delivered (or bounced) message leaves queue/. With a commit worker
+ * the directory fsync that makes the removal durable runs there, shared
+ * with other removals (a crash before it may bring the message back: a
+ * duplicate, never a loss); without one, here. */
 int spool_remove(struct spool *sp, const char *id);
 /* read-only fd on the content, size in *size_r; -1 on error. */
 int spool_open_content(struct spool *sp, const char *id, off_t *size_r);

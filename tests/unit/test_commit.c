@@ -246,6 +246,43 @@ test_batch_shares_dir_fsync(void **state)
 	assert_int_equal(commit_worker_pending(f->w), 0);
 }
 
+/* Removals after delivery: unlinked at once by the caller, and made
+ * durable by one directory fsync on the worker for all of them (the loop
+ * never waits for it). */
+static void
+test_removals_share_dir_fsync(void **state)
+{
+	struct fixture *f = *state;
+	struct commit_stats st;
+	char id[ID_LEN + 1];
+	unsigned long base;
+	int i, tries;
+
+	for (i = 0; i < 10; i++)
+		submit(f, i, 0);
+	wait_calls(f, 10);
+	commit_worker_stats(f->w, &st);
+	base = st.dir_fsyncs;		/* one per batch of commits */
+	commit_worker_pause(f->w, 1);
+	for (i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "%s", f->rec[i].cb_id);
+		assert_int_equal(spool_remove(f->sp, id), 0);
+	}
+	assert_int_equal(count_dir(f, "queue"), 0);	/* gone at once */
+	usleep(100000);
+	commit_worker_stats(f->w, &st);
+	assert_int_equal(st.dir_fsyncs, base);		/* paused: not yet */
+	commit_worker_pause(f->w, 0);
+	for (tries = 0; tries < 200; tries++) {
+		commit_worker_stats(f->w, &st);
+		if (st.dir_fsyncs > base)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.dir_fsyncs, base + 1);	/* one for all ten */
+	assert_int_equal(spool_remove(f->sp, "nonsense"), -1);
+}
+
 /* Queued and held messages in one batch: one fsync of each directory. */
 static void
 test_batch_queue_and_hold(void **state)
@@ -428,6 +465,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_batch_shares_dir_fsync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_queue_and_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removals_share_dir_fsync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_every_callback_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_one_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_dir_fsync, setup, teardown),
