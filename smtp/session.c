@@ -106,9 +106,10 @@ session_pause(struct smtp_session *s, int secs)
 }
 
 /*
- * RFC 5321 3.1 and 4.3.1: a client waits for the greeting. Octets that
- * arrived before it (buffered, or waiting in the socket) mark a client
- * that talks blindly: spamware, or a protocol confusion attack.
+ * RFC 5321 3.1 and 4.3.1: a client waits for the greeting (and, RFC 2920
+ * 3.1, for the replies to EHLO, HELO and DATA). Octets that arrived
+ * before it (buffered, or waiting in the socket) mark a client that talks
+ * blindly: spamware, or a protocol confusion attack.
  */
 static size_t
 session_pregreet(struct smtp_session *s)
@@ -299,21 +300,36 @@ session_decided(struct smtp_session *s, int code, const char *text)
 	if (p == P_NONE || s->state == STATE_CLOSING || s->dead)
 		return;
 	s->pending = P_NONE;
-	if (p == P_GREETING && ok && (early = session_pregreet(s)) > 0) {
+	if (ok && (p == P_GREETING || p == P_HELO || p == P_EHLO ||
+	    p == P_DATA) && (early = session_pregreet(s)) > 0) {
+		/* RFC 5321 3.1, RFC 2920 3.1: input that came before this
+		 * reply could have been read (while it was being decided) */
+		const char *after = p == P_HELO ? "HELO" : p == P_EHLO ?
+		    "EHLO" : "DATA";
 		char detail[80];
 
-		snprintf(detail, sizeof(detail), "%zu octet%s before the "
-		    "greeting", early, early == 1 ? "" : "s");
+		if (p == P_GREETING)
+			snprintf(detail, sizeof(detail), "%zu octet%s before "
+			    "the greeting", early, early == 1 ? "" : "s");
+		else
+			snprintf(detail, sizeof(detail), "input sent after %s "
+			    "before its reply", after);
 		log_warning("session=%s client=%s protocol violation "
-		    "(pregreet): %s; closing", s->id, s->client_ip, detail);
+		    "(%s): %s; closing", s->id, s->client_ip,
+		    p == P_GREETING ? "pregreet" : "pipelining", detail);
 		metrics_inc("mxgate_protocol_violations_total", "kind",
-		    "pregreet");
-		snprintf(refusal, sizeof(refusal), "%s Error: client talked "
-		    "before the greeting (RFC 5321 3.1); closing",
-		    s->cfg->hostname);
+		    p == P_GREETING ? "pregreet" : "pipelining");
+		if (p == P_GREETING)
+			snprintf(refusal, sizeof(refusal), "%s Error: client "
+			    "talked before the greeting (RFC 5321 3.1); "
+			    "closing", s->cfg->hostname);
+		else
+			snprintf(refusal, sizeof(refusal), "5.5.0 Error: SMTP "
+			    "protocol synchronization");
 		code = 554;
 		text = refusal;
 		ok = 0;
+		s->closing_after_reply = 1;
 	}
 	if (p == P_DATA_END && ok)
 		s->errors = s->junk = 0;	/* a sender, not a prober */
@@ -325,7 +341,7 @@ session_decided(struct smtp_session *s, int code, const char *text)
 		else if (!ok) {
 			s->content_refused = 1;
 			snprintf(s->content_reply, sizeof(s->content_reply),
-			    "%03d %s", code, text);
+			    "%03d %.250s", code, text);
 		}
 		smtp_session_enter(s, STATE_BDAT);
 	} else {

@@ -512,3 +512,33 @@ def test_repeated_greetings_are_junk(mx):
         r = c.cmd("HELO client.test")
         assert r.code == 421, r
         assert c.wait_closed()
+
+
+def test_input_sent_while_ehlo_is_decided_is_refused(mx):
+    """RFC 2920 3.1 for input that arrives while the EHLO is still being
+    decided (its HELO SPF check waits on a DNS server that never answers):
+    it was sent before the reply could have been read. Checked when the
+    reply is about to go out; 554 5.5.0 instead of the EHLO reply."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        d = mx.daemon(sections={
+            "dns": {"servers": "127.0.0.1:%d" % silent.getsockname()[1],
+                    "timeout": "1s"},
+            "spf": {"check_helo": "yes"}})
+        with d.connect() as c:
+            c.greeting()
+            c.send(b"EHLO client.test\r\n")
+            time.sleep(0.3)                 # read alone, then decided later
+            c.send(b"MAIL FROM:<a@sender.test>\r\n")
+            r = c.read_reply(timeout=15)
+            assert r.code == 554 and r.lines[0].startswith("5.5.0"), r
+            assert c.wait_closed()
+        d.wait_log(r"protocol violation \(pipelining\): input sent after EHLO "
+                   r"before its reply", timeout=5)
+        with d.connect() as c:              # a patient client is fine
+            c.greeting()
+            assert c.cmd("EHLO client.test", timeout=15).code == 250
+            c.expect(250, "MAIL FROM:<a@sender.test>")
+    finally:
+        silent.close()
