@@ -77,6 +77,9 @@ struct gateway {
 /* listener.c */
 int listener_open_all(struct gateway *gw);
 void listener_close_all(struct gateway *gw);
+/* A connection admitted by the listener ended (inbound.c's on_close):
+ * its client's count for connections_per_ip goes down. */
+void listener_conn_closed(struct gateway *gw, const struct gw_conn *c);
 /* Ask every open session to end with 421; returns how many were open. */
 size_t listener_shutdown_sessions(struct gateway *gw);
 /* profile_cfg[] from server_cfg: after every change of server_cfg. */

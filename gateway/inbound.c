@@ -1047,6 +1047,7 @@ inbound_close(struct smtp_session *s, void *arg)
 	if (c->next)
 		c->next->prev = c->prev;
 	gw->nconns--;
+	listener_conn_closed(gw, c);
 	free(c);
 }
 

@@ -35,7 +35,7 @@
  *
  * One table per process, like the connection list it mirrors (struct
  * gateway has no field for it). Counted when a connection is admitted,
- * released by listener_hooks.on_close when its session ends.
+ * released by listener_conn_closed when its session ends.
  */
 struct listener_ip {
 	struct listener_ip *next;	/* same bucket */
@@ -48,9 +48,6 @@ static struct listener_ip **ip_tab;
 static size_t ip_buckets;		/* 0 or a power of two */
 static size_t ip_entries;
 static uint32_t ip_seed;
-
-/* inbound_hooks, with on_close releasing the count first */
-static struct smtp_hooks listener_hooks;
 
 /* A flood of refused connections must not become a flood of log lines
  * (a disk filled at the rate of accept): at most REFUSE_LOG_BURST a
@@ -164,13 +161,10 @@ listener_ip_release(const char *ip)
 	}
 }
 
-static void
-listener_close_cb(struct smtp_session *s, void *arg)
+void
+listener_conn_closed(struct gateway *gw, const struct gw_conn *c)
 {
-	struct gw_conn *c = smtp_session_udata(s);
-
 	listener_ip_release(c->ip);
-	inbound_hooks.on_close(s, arg);
 }
 
 static void
@@ -259,7 +253,7 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		if (gw->listeners[i] == l)
 			profile = gw->cfg->listeners[i].profile;
 	c->s = smtp_session_new(gw->base, fd, sa, (socklen_t)salen,
-	    &gw->profile_cfg[profile], &listener_hooks, gw);
+	    &gw->profile_cfg[profile], &inbound_hooks, gw);
 	if (c->s == NULL) {
 		listener_ip_release(ip);
 		free(c);
@@ -351,8 +345,6 @@ listener_open_all(struct gateway *gw)
 {
 	size_t i;
 
-	listener_hooks = inbound_hooks;
-	listener_hooks.on_close = listener_close_cb;
 	gw->listeners = calloc(gw->cfg->nlisteners, sizeof(*gw->listeners));
 	if (gw->listeners == NULL)
 		return -1;

@@ -112,7 +112,7 @@ session_pause(struct smtp_session *s, int secs)
  * blindly: spamware, or a protocol confusion attack.
  */
 static size_t
-session_pregreet(struct smtp_session *s)
+session_input_waiting(struct smtp_session *s)
 {
 	size_t n = evbuffer_get_length(bufferevent_get_input(s->bev));
 	evutil_socket_t fd;
@@ -301,7 +301,7 @@ session_decided(struct smtp_session *s, int code, const char *text)
 		return;
 	s->pending = P_NONE;
 	if (ok && (p == P_GREETING || p == P_HELO || p == P_EHLO ||
-	    p == P_DATA) && (early = session_pregreet(s)) > 0) {
+	    p == P_DATA) && (early = session_input_waiting(s)) > 0) {
 		/* RFC 5321 3.1, RFC 2920 3.1: input that came before this
 		 * reply could have been read (while it was being decided) */
 		const char *after = p == P_HELO ? "HELO" : p == P_EHLO ?

@@ -304,3 +304,19 @@ bl_warmup() {  # bl_warmup PORT CORPUS N
 	$PY "$RIG/benchutil.py" waitsink --file "$SINK_OUT" --count $((base + $3)) --timeout 60 > /dev/null ||
 		die "warm-up messages did not reach the sink: $(tail -5 "$OUT/mxgate.log")"
 }
+
+# bl_mxgate_runs CORPUS: $RUNS measured runs against the mxgate started by
+# bl_start_mxgate (into $OUT/mxgate/rN), each with its CPU split when perf
+# works ($PERF_ON).
+bl_mxgate_runs() {
+	local r
+	for r in $(seq "$RUNS"); do
+		bl_run mxgate "$MXPORT" "$1" "$OUT/mxgate/r$r" "sut=$MX_PID dns=$DNS_PID" '"sut"' \
+			"$([ "$PERF_ON" = 1 ] && echo "$MX_PID")"
+		if [ "$PERF_ON" = 1 ]; then
+			$PY tests/bench/cpusplit.py mxgate --data "$OUT/mxgate/r$r/perf.data" --binary "$MXGATE" \
+				--meta "$OUT/mxgate/r$r/meta.json" --json "$OUT/mxgate/r$r/split.json" \
+				--top "$OUT/mxgate/r$r/top-symbols.txt" >&2 || log "cpusplit failed"
+		fi
+	done
+}

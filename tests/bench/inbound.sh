@@ -69,15 +69,7 @@ bl_start_mxgate "$OUT/mxgate.ini" "$MXPORT"
 bl_warmup "$MXPORT" "$CORPUS" $((MSGS < 20 ? MSGS : 20))
 
 log "mxgate: $RUNS run(s) of $MSGS $SIZE messages, $SESSIONS sessions, $PER_CONN per connection"
-for r in $(seq "$RUNS"); do
-	bl_run mxgate "$MXPORT" "$CORPUS" "$OUT/mxgate/r$r" "sut=$MX_PID dns=$DNS_PID" '"sut"' \
-		"$([ $PERF_ON = 1 ] && echo $MX_PID)"
-	if [ $PERF_ON = 1 ]; then
-		$PY tests/bench/cpusplit.py mxgate --data "$OUT/mxgate/r$r/perf.data" --binary "$MXGATE" \
-			--meta "$OUT/mxgate/r$r/meta.json" --json "$OUT/mxgate/r$r/split.json" \
-			--top "$OUT/mxgate/r$r/top-symbols.txt" >&2 || log "cpusplit failed"
-	fi
-done
+bl_mxgate_runs "$CORPUS"
 grep -cE ' (error|warning) ' "$OUT/mxgate.log" > "$OUT/mxgate-log-problems.txt" || true
 bl_stop "$MX_PID"
 

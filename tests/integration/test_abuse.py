@@ -280,6 +280,18 @@ def read_until_closed(sock, timeout):
     return data, time.monotonic() - t0
 
 
+def raw_ehlo(d):
+    """A plain socket (a trickling client needs one) past the greeting and
+    EHLO: the socket and a file reading its replies."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"220")
+    s.sendall(b"EHLO slow.test\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    return s, f
+
+
 def test_trickled_command_hits_the_command_deadline(mx):
     """A command line trickled one octet at a time keeps the read timeout
     from ever firing; the per-command deadline ends it after
@@ -311,14 +323,9 @@ def test_trickled_content_hits_the_data_rate(mx, mode):
     idles long enough for the read timeout, and nothing is queued."""
     d = mx.daemon(sections={"limits": {"data_timeout": "2",
                                        "min_data_rate": "1000"}})
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
-    f = s.makefile("rb")
+    s, f = raw_ehlo(d)
     stop = threading.Event()
     try:
-        assert f.readline().startswith(b"220")
-        s.sendall(b"EHLO slow.test\r\n")
-        while not f.readline().startswith(b"250 "):
-            pass
         for line in (b"MAIL FROM:<a@sender.test>", b"RCPT TO:<user@example.test>"):
             s.sendall(line + b"\r\n")
             assert f.readline().startswith(b"250")
@@ -399,14 +406,9 @@ def test_stalled_tls_handshake_is_dropped(mx, tls_files):
     d = mx.daemon(sections={"tls": {"certificate": cert, "key": key},
                             "limits": {"tls_timeout": "2",
                                        "command_timeout": "60"}})
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
-    f = s.makefile("rb")
+    s, f = raw_ehlo(d)
     stop = threading.Event()
     try:
-        assert f.readline().startswith(b"220")
-        s.sendall(b"EHLO slow.test\r\n")
-        while not f.readline().startswith(b"250 "):
-            pass
         s.sendall(b"STARTTLS\r\n")
         assert f.readline().startswith(b"220")
         # the start of a TLS record (a ClientHello header), then dribble
